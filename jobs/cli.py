@@ -1,0 +1,161 @@
+"""The `troop` command line: `run`, `generate`, `verify`, `metrics`, `status`."""
+
+import argparse
+import logging
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+from jobs.config import JobConfig, RootConfig, merge_config, merge_root_config
+from jobs.errors import StoreError, TroopError
+from jobs.store import RunStore
+
+log = logging.getLogger("troop")
+out = Console(highlight=False)
+
+
+def _load_root(root: str, overrides: list[str]) -> tuple[RootConfig, RunStore]:
+    """A root's settings: its job.yaml where there is one, then the overrides."""
+    probe = merge_root_config(root, None, overrides)
+    store = RunStore(root, dict(probe.run.storage_options))
+    try:
+        text = store.read_text(store.job_yaml) if store.exists(store.job_yaml) else None
+    except Exception as err:  # every fsspec backend has its own errors
+        raise StoreError(f"{root} cannot be read ({type(err).__name__}: {err}): check the URL and credentials") from None
+    config = merge_root_config(root, text, overrides)
+    return config, RunStore(root, dict(config.run.storage_options))
+
+
+def print_generate(summary) -> None:
+    rate = summary.tokens / summary.seconds if summary.seconds else 0.0
+    out.print(
+        f"generated {len(summary.generated)} of {summary.units_total} units "
+        f"({summary.units_skipped} already done): {summary.samples:,} samples, "
+        f"{summary.tokens:,} tokens, {rate:,.0f} tokens/s"
+    )
+
+
+def print_verify(summary) -> None:
+    rate = summary.samples / summary.seconds if summary.seconds else 0.0
+    statuses = ", ".join(f"{k} {v:,}" for k, v in sorted(summary.statuses.items())) or "nothing new"
+    out.print(
+        f"verified {summary.units} units with {summary.verifier_key}: {summary.samples:,} samples, "
+        f"{summary.passed:,} passed ({statuses}), {rate:,.0f} samples/s"
+    )
+
+
+def print_metrics(metrics: dict, where: str) -> None:
+    counts = metrics["counts"]
+    out.print(
+        f"coverage by {metrics['verifier']}: {counts['problems']} problems, {counts['samples']:,} samples, "
+        f"{counts['problems_solved']} solved at least once"
+    )
+    table = Table()
+    table.add_column("k", justify="right")
+    table.add_column("pass@k", justify="right")
+    for k, value in metrics["pass_at_k"].items():
+        table.add_row(k, f"{value:.3f}")
+    out.print(table)
+    out.print(f"metrics: {where}")
+
+
+def _verify_and_measure(store: RunStore, verifier: str | None) -> None:
+    from jobs.measure import measure_run, write_metrics
+    from jobs.verify import resolve_verifier, verify_run
+
+    if verifier is None:
+        return
+    print_verify(verify_run(store, verifier))
+    metrics = measure_run(store, resolve_verifier(verifier).key)
+    write_metrics(store, metrics)
+    print_metrics(metrics, store.url(store.metrics_json))
+
+
+def cmd_run(args) -> None:
+    from jobs.generate import generate
+
+    config: JobConfig = merge_config(args.config, args.overrides)
+    summary = generate(config)
+    print_generate(summary)
+    store = RunStore(config.run.root, dict(config.run.storage_options))
+    out.print(f"run: {store.url(store.path())}")
+    _verify_and_measure(store, config.verify.verifier)
+
+
+def cmd_generate(args) -> None:
+    from jobs.generate import generate
+
+    config = merge_config(args.config, args.overrides)
+    print_generate(generate(config))
+    out.print(f"run: {config.run.root}")
+
+
+def cmd_verify(args) -> None:
+    from jobs.verify import verify_run
+
+    config, store = _load_root(args.root, args.overrides)
+    if config.verify.verifier is None:
+        raise TroopError("verify.verifier is null: name a verifier, e.g. verify.verifier=numeric")
+    print_verify(verify_run(store, config.verify.verifier))
+
+
+def cmd_metrics(args) -> None:
+    from jobs.measure import measure_run, write_metrics
+    from jobs.verify import resolve_verifier
+
+    config, store = _load_root(args.root, args.overrides)
+    metrics = measure_run(store, resolve_verifier(config.verify.verifier or "numeric").key)
+    write_metrics(store, metrics)
+    print_metrics(metrics, store.url(store.metrics_json))
+
+
+def cmd_status(args) -> None:
+    from jobs.status import run_status
+
+    _, store = _load_root(args.root, args.overrides)
+    for line in run_status(store):
+        out.print(line)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="troop", description="Repeated sampling from language models at scale.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, func, helptext in [
+        ("run", cmd_run, "generate, verify and measure a run"),
+        ("generate", cmd_generate, "generate the sample pool only"),
+    ]:
+        sub = commands.add_parser(name, help=helptext)
+        sub.add_argument("config", help="a YAML config, e.g. conf/demo.yaml")
+        sub.add_argument("overrides", nargs="*", help="key=value, e.g. sampling.n=64")
+        sub.set_defaults(func=func)
+    for name, func, helptext in [
+        ("verify", cmd_verify, "verify an existing pool offline (no GPU needed)"),
+        ("metrics", cmd_metrics, "compute metrics.json from the verdicts"),
+        ("status", cmd_status, "units done, verdicts and metrics of a root"),
+    ]:
+        sub = commands.add_parser(name, help=helptext)
+        sub.add_argument("root", help="the run's root: a path or URL")
+        sub.add_argument("overrides", nargs="*", help="key=value, e.g. verify.verifier=numeric")
+        sub.set_defaults(func=func)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s troop: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    try:
+        args.func(args)
+    except TroopError as err:
+        print(f"troop: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("troop: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0

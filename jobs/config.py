@@ -1,0 +1,229 @@
+"""The job config: dataclasses are the schema, YAML and `key=value` overrides only set values.
+
+`load_config` merges `OmegaConf.structured(JobConfig)` with a YAML file and command-line
+overrides, turns every OmegaConf complaint into a one-line `ConfigError` that names the key
+(and the nearest valid key for a typo), checks combinations that cannot work, and returns a
+plain `JobConfig`: domain code never sees a `DictConfig`.
+"""
+
+import difflib
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Optional
+
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
+
+from jobs.errors import ConfigError
+
+
+@dataclass
+class RunConfig:
+    root: str = MISSING  # a local path or any fsspec URL (s3://bucket/prefix)
+    seed: int = 0
+    storage_options: dict[str, Any] = field(default_factory=dict)  # passed to fsspec
+
+
+@dataclass
+class ModelConfig:
+    path: str = MISSING  # a local directory or a Hugging Face Hub id
+    revision: Optional[str] = None
+    dtype: str = "auto"
+    max_model_len: int = 4096
+    tensor_parallel_size: int = 1
+    # null: vLLM's 0.9 on GPUs; on a CPU (where vLLM reads it as a share of host RAM) 0.25.
+    gpu_memory_utilization: Optional[float] = None
+    enforce_eager: bool = False
+    enable_prefix_caching: bool = True
+    # Passed to vllm.LLM as they are, for anything Troop does not name.
+    engine_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SamplingConfig:
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0  # 0: off
+    min_p: float = 0.0
+    max_tokens: int = 256
+    stop: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ProblemsConfig:
+    source: str = "jsonl"  # a name in jobs.sources.SOURCES
+    path: Optional[str] = None  # for file sources: a local path or fsspec URL
+    limit: Optional[int] = None  # keep the first N problems
+    # Contract name -> column in the file, e.g. {problem_id: task_id, prompt: question}.
+    columns: dict[str, str] = field(default_factory=dict)
+    # Source-specific arguments, e.g. arithmetic's num_problems, seed, digits, ops.
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PlanConfig:
+    # A work unit holds about this many samples: min(n, samples_per_unit) sample indices of
+    # as many problems as fit. Smaller units lose less on a crash; larger ones batch better.
+    samples_per_unit: int = 2048
+
+
+@dataclass
+class ClusterConfig:
+    address: Optional[str] = None  # None: a local Ray; "auto" or ray://host:port: an existing one
+    num_workers: Optional[int] = None  # None: one per tensor_parallel_size GPUs, or 1 on CPU
+    cpus_per_worker: float = 1.0
+
+
+@dataclass
+class VerifyConfig:
+    verifier: Optional[str] = "numeric"  # a name in verifiers.VERIFIERS; null: no verification
+
+
+@dataclass
+class JobConfig:
+    run: RunConfig = field(default_factory=RunConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    problems: ProblemsConfig = field(default_factory=ProblemsConfig)
+    plan: PlanConfig = field(default_factory=PlanConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
+
+
+def valid_keys(schema: type = JobConfig, prefix: str = "") -> list[str]:
+    """Every dotted key of the schema, sections included (`sampling`, `sampling.n`, ...)."""
+    keys = []
+    for f in fields(schema):
+        key = f"{prefix}{f.name}"
+        keys.append(key)
+        if is_dataclass(f.type):
+            keys.extend(valid_keys(f.type, key + "."))
+    return keys
+
+
+def _nearest_key(key: str) -> str:
+    match = difflib.get_close_matches(key, valid_keys(), n=1, cutoff=0.6)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def _one_line(err: OmegaConfBaseException, source: str) -> ConfigError:
+    key = getattr(err, "full_key", None) or "?"
+    if isinstance(err, MissingMandatoryValue):
+        return ConfigError(f"config key '{key}' is not set: add {key}=VALUE")
+    if isinstance(err, ConfigKeyError):
+        if source.startswith("override '"):  # OmegaConf names only the first unknown part
+            key = source[len("override '") :].split("=")[0]
+        return ConfigError(f"unknown config key '{key}' in {source}{_nearest_key(key)}")
+    value = getattr(err, "value", None)
+    expected = getattr(err, "ref_type", None) or getattr(err, "object_type_str", "")
+    detail = str(err).splitlines()[0]
+    if value is not None:
+        detail = f"{value!r} is not a valid value ({detail})"
+    return ConfigError(f"config key '{key}' in {source}: {detail}{' ' + str(expected) if not detail else ''}")
+
+
+def _read_yaml(path: str):
+    try:
+        loaded = OmegaConf.load(path)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist: give the path of a YAML file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {path} cannot be read ({err}): check the path") from None
+    except Exception as err:  # yaml.YAMLError and OmegaConf's wrappers of it
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"config file {path} is not valid YAML ({first}): fix the file") from None
+    if not OmegaConf.is_dict(loaded):
+        raise ConfigError(f"config file {path} must hold a mapping of sections (run:, model:, ...)")
+    return loaded
+
+
+def _merge(schema: type, layers: list) -> Any:
+    """`schema` <- each (source name, DictConfig) layer, as a plain dataclass instance."""
+    merged = OmegaConf.structured(schema)
+    source = "the schema"
+    try:
+        for source, layer in layers:
+            merged = OmegaConf.merge(merged, layer)
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        raise _one_line(err, source) from None
+
+
+def _override_layers(overrides: list[str]) -> list:
+    layers = []
+    for item in overrides:
+        if "=" not in item or item.startswith("="):
+            raise ConfigError(f"override '{item}' is not key=value: write e.g. sampling.n=64")
+        try:
+            layers.append((f"override '{item}'", OmegaConf.from_dotlist([item])))
+        except OmegaConfBaseException as err:
+            raise ConfigError(f"override '{item}' cannot be parsed ({str(err).splitlines()[0]})") from None
+    return layers
+
+
+def merge_config(path: Optional[str], overrides: list[str] = ()) -> JobConfig:
+    """Schema <- YAML file <- `key=value` overrides, as a validated `JobConfig`."""
+    layers = [(path, _read_yaml(path))] if path is not None else []
+    config = _merge(JobConfig, layers + _override_layers(list(overrides)))
+    check_config(config)
+    return config
+
+
+@dataclass
+class RootConfig:
+    """The settings of commands that work on an existing run root (verify, metrics, status)."""
+
+    run: RunConfig = field(default_factory=RunConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
+
+
+def merge_root_config(root: str, job_yaml_text: Optional[str], overrides: list[str] = ()) -> RootConfig:
+    """Schema <- the root's job.yaml (its run and verify sections) <- overrides <- run.root."""
+    layers = []
+    if job_yaml_text is not None:
+        job = OmegaConf.create(job_yaml_text)
+        layers.append(("job.yaml", OmegaConf.masked_copy(job, [f.name for f in fields(RootConfig) if f.name in job])))
+    layers += _override_layers(list(overrides))
+    layers.append(("the ROOT argument", OmegaConf.create({"run": {"root": root}})))
+    return _merge(RootConfig, layers)
+
+
+def check_config(config: JobConfig) -> None:
+    """Values and combinations the schema's types cannot express."""
+    s, m, p = config.sampling, config.model, config.problems
+    positive = {
+        "sampling.n": s.n,
+        "sampling.max_tokens": s.max_tokens,
+        "model.max_model_len": m.max_model_len,
+        "model.tensor_parallel_size": m.tensor_parallel_size,
+        "plan.samples_per_unit": config.plan.samples_per_unit,
+    }
+    if p.limit is not None:
+        positive["problems.limit"] = p.limit
+    if config.cluster.num_workers is not None:
+        positive["cluster.num_workers"] = config.cluster.num_workers
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"config key '{key}' is {value}: it must be at least 1")
+    if s.temperature < 0:
+        raise ConfigError(f"config key 'sampling.temperature' is {s.temperature}: it must be >= 0")
+    if not 0 < s.top_p <= 1:
+        raise ConfigError(f"config key 'sampling.top_p' is {s.top_p}: it must be in (0, 1]")
+    if s.temperature == 0 and s.n > 1:
+        raise ConfigError(
+            f"sampling.temperature=0 with sampling.n={s.n} gives {s.n} identical greedy samples: "
+            "set sampling.temperature > 0 or sampling.n=1"
+        )
+    if s.max_tokens >= m.max_model_len:
+        raise ConfigError(
+            f"sampling.max_tokens={s.max_tokens} leaves no room for a prompt in "
+            f"model.max_model_len={m.max_model_len}: lower max_tokens or raise max_model_len"
+        )
+    if m.gpu_memory_utilization is not None and not 0 < m.gpu_memory_utilization <= 1:
+        raise ConfigError(
+            f"config key 'model.gpu_memory_utilization' is {m.gpu_memory_utilization}: it must be in (0, 1]"
+        )
+
+
+def to_yaml(config: JobConfig) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(config))

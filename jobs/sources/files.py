@@ -1,0 +1,81 @@
+"""JSONL and Parquet problem files at any fsspec URL, with a column mapping."""
+
+import json
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from jobs.config import ProblemsConfig
+from jobs.errors import ProblemSetError
+
+
+def _require_path(config: ProblemsConfig) -> str:
+    if not config.path:
+        raise ProblemSetError(f"problems.source={config.source} needs problems.path=FILE (a local path or URL)")
+    return config.path
+
+
+def _open_error(path: str, err: Exception) -> ProblemSetError:
+    if isinstance(err, FileNotFoundError):
+        return ProblemSetError(f"problems.path={path} does not exist: check the path")
+    return ProblemSetError(f"problems.path={path} cannot be read ({type(err).__name__}: {err})")
+
+
+def read_jsonl_rows(path: str, storage_options: dict, what: str) -> list[dict]:
+    """One dict per non-empty line; `.gz` and other compressions are inferred from the name."""
+    rows = []
+    try:
+        with fsspec.open(path, "rt", compression="infer", encoding="utf-8", **storage_options) as handle:
+            for line_no, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ProblemSetError(f"{what}: line {line_no} is not valid JSON ({err.msg}): is it JSONL?") from None
+                if not isinstance(row, dict):
+                    raise ProblemSetError(f"{what}: line {line_no} is not a JSON object")
+                rows.append(row)
+    except UnicodeDecodeError:
+        raise ProblemSetError(f"{what}: not a UTF-8 text file: is it JSONL?") from None
+    except (OSError, ValueError) as err:
+        raise _open_error(path, err) from None
+    return rows
+
+
+def _rename(table: pa.Table, columns: dict[str, str], path: str) -> pa.Table:
+    """Contract name <- file column, as `problems.columns` maps them."""
+    renames = {}
+    for contract_name, file_column in columns.items():
+        if file_column not in table.column_names:
+            raise ProblemSetError(
+                f"problems.columns.{contract_name}={file_column}: {path} has no column '{file_column}' "
+                f"(columns: {', '.join(table.column_names)})"
+            )
+        renames[file_column] = contract_name
+    dropped = [name for name in table.column_names if name in columns and name not in renames]
+    table = table.drop_columns(dropped)
+    return table.rename_columns([renames.get(name, name) for name in table.column_names])
+
+
+def read_jsonl(config: ProblemsConfig, storage_options: dict | None = None) -> pa.Table:
+    path = _require_path(config)
+    rows = read_jsonl_rows(path, storage_options or {}, f"problems.path={path}")
+    try:
+        table = pa.Table.from_pylist(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        raise ProblemSetError(f"problems.path={path}: rows disagree on a column's type ({err})") from None
+    return _rename(table, config.columns, path)
+
+
+def read_parquet(config: ProblemsConfig, storage_options: dict | None = None) -> pa.Table:
+    path = _require_path(config)
+    try:
+        fs, fs_path = fsspec.core.url_to_fs(path, **(storage_options or {}))
+        table = pq.read_table(fs_path, filesystem=fs)
+    except pa.ArrowInvalid as err:
+        raise ProblemSetError(f"problems.path={path} is not a Parquet file ({err}): check the file or use problems.source=jsonl") from None
+    except (OSError, ValueError) as err:
+        raise _open_error(path, err) from None
+    return _rename(table, config.columns, path)

@@ -1,0 +1,139 @@
+"""The run store: every path of a run derived from one root URL, and atomic writes to it.
+
+The root is a local path, `s3://bucket/prefix`, or any fsspec URL. A file appears only when it
+is complete, so its existence is the completion marker: locally a file is written under a
+hidden temporary name in the same folder and renamed; elsewhere the bytes are built in memory
+and uploaded in one call (an S3 object appears only when its upload completes). Unit files are
+bounded in size by the plan, so holding one in memory is fine.
+"""
+
+import posixpath
+import uuid
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from jobs.errors import StoreError
+
+TMP_PREFIX = ".tmp-"
+
+
+@dataclass(frozen=True)
+class RunStore:
+    """A run's root URL and how to reach it; picklable, so actors get their own copy."""
+
+    root: str
+    storage_options: dict = field(default_factory=dict, hash=False, compare=False)
+
+    @cached_property
+    def _resolved(self) -> tuple[fsspec.AbstractFileSystem, str]:
+        fs, base = fsspec.core.url_to_fs(self.root, **self.storage_options)
+        return fs, base.rstrip("/")
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        return self._resolved[0]
+
+    @property
+    def _base(self) -> str:
+        return self._resolved[1]
+
+    def _is_local(self) -> bool:
+        protocol = self.fs.protocol
+        return "file" in (protocol if isinstance(protocol, tuple) else (protocol,))
+
+    # Paths, relative to the filesystem (no protocol), as fsspec methods take them.
+    def path(self, *parts: str) -> str:
+        return posixpath.join(self._base, *parts)
+
+    @property
+    def job_yaml(self) -> str:
+        return self.path("job.yaml")
+
+    @property
+    def problems(self) -> str:
+        return self.path("problems.parquet")
+
+    @property
+    def metrics_json(self) -> str:
+        return self.path("metrics.json")
+
+    def sample_unit(self, unit_id: str) -> str:
+        return self.path("samples", f"unit-{unit_id}.parquet")
+
+    def verdict_unit(self, verifier_key: str, unit_id: str) -> str:
+        return self.path("verdicts", verifier_key, f"unit-{unit_id}.parquet")
+
+    def url(self, path: str) -> str:
+        """A path of this store as a URL a user can paste (the protocol put back)."""
+        return self.fs.unstrip_protocol(path) if not self._is_local() else path
+
+    # Reading.
+    def exists(self, path: str) -> bool:
+        return self.fs.exists(path)
+
+    def unit_ids(self, folder: str) -> set[str]:
+        """Ids of the complete unit files in `folder` (e.g. 'samples' or 'verdicts/<key>')."""
+        pattern = self.path(folder, "unit-*.parquet")
+        names = (posixpath.basename(p) for p in self.fs.glob(pattern))
+        return {name[len("unit-") : -len(".parquet")] for name in names}
+
+    def read_table(self, path: str, columns: list[str] | None = None) -> pa.Table:
+        return pq.read_table(path, filesystem=self.fs, columns=columns)
+
+    def read_text(self, path: str) -> str:
+        return self.fs.cat_file(path).decode("utf-8")
+
+    # Writing.
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """`data` at `path`, visible only once complete."""
+        fs = self.fs
+        if self._is_local():
+            folder = posixpath.dirname(path)
+            fs.makedirs(folder, exist_ok=True)
+            tmp = posixpath.join(folder, f"{TMP_PREFIX}{uuid.uuid4().hex}-{posixpath.basename(path)}")
+            try:
+                fs.pipe_file(tmp, data)
+                fs.mv(tmp, path)  # a rename within one folder: atomic on POSIX
+            finally:
+                if fs.exists(tmp):
+                    fs.rm(tmp)
+        else:
+            fs.pipe_file(path, data)
+
+    def write_table(self, path: str, table: pa.Table, schema: pa.Schema | None = None) -> None:
+        """`table` as Parquet at `path`, cast to `schema` when given, visible only once complete."""
+        if schema is not None:
+            table = table.select(schema.names).cast(schema)
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        self.write_bytes(path, sink.getvalue().to_pybytes())
+
+    def write_text(self, path: str, text: str) -> None:
+        self.write_bytes(path, text.encode("utf-8"))
+
+    def remove_stale_temporaries(self, folder: str) -> int:
+        """Temporary files left by a writer that died; safe only when no writer is running."""
+        stale = self.fs.glob(self.path(folder, f"{TMP_PREFIX}*"))
+        for tmp in stale:
+            self.fs.rm(tmp)
+        return len(stale)
+
+    def check_writable(self) -> None:
+        """Fail early, with the fix, when the root cannot be written."""
+        probe = self.path(f"{TMP_PREFIX}probe-{uuid.uuid4().hex}")
+        created = self._is_local() and not self.fs.exists(self._base)
+        try:
+            self.fs.makedirs(self._base, exist_ok=True)
+            self.fs.pipe_file(probe, b"")
+            self.fs.rm(probe)
+            if created:  # leave no empty run folder behind a run that fails later on
+                self.fs.rmdir(self._base)
+        except Exception as err:  # each backend raises its own: PermissionError, ClientError, ...
+            raise StoreError(
+                f"run.root={self.root} is not writable ({type(err).__name__}: {err}): "
+                "check the path, bucket and credentials (run.storage_options)"
+            ) from None
