@@ -30,8 +30,11 @@ class ModelConfig:
     dtype: str = "auto"
     max_model_len: int = 4096
     tensor_parallel_size: int = 1
-    # null: vLLM's 0.9 on GPUs; on a CPU (where vLLM reads it as a share of host RAM) 0.25.
+    # KV cache budget: kv_cache_memory_bytes if set, else gpu_memory_utilization if set, else
+    # vLLM's default share of GPU memory; on a CPU (where vLLM would read the share as a share
+    # of host RAM) a fixed 2 GiB.
     gpu_memory_utilization: Optional[float] = None
+    kv_cache_memory_bytes: Optional[int] = None
     enforce_eager: bool = False
     enable_prefix_caching: bool = True
     # Passed to vllm.LLM as they are, for anything Troop does not name.
@@ -101,19 +104,19 @@ def valid_keys(schema: type = JobConfig, prefix: str = "") -> list[str]:
     return keys
 
 
-def _nearest_key(key: str) -> str:
-    match = difflib.get_close_matches(key, valid_keys(), n=1, cutoff=0.6)
+def _nearest_key(key: str, schema: type = JobConfig) -> str:
+    match = difflib.get_close_matches(key, valid_keys(schema), n=1, cutoff=0.6)
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 
-def _one_line(err: OmegaConfBaseException, source: str) -> ConfigError:
+def _one_line(err: OmegaConfBaseException, source: str, schema: type = JobConfig) -> ConfigError:
     key = getattr(err, "full_key", None) or "?"
     if isinstance(err, MissingMandatoryValue):
         return ConfigError(f"config key '{key}' is not set: add {key}=VALUE")
     if isinstance(err, ConfigKeyError):
         if source.startswith("override '"):  # OmegaConf names only the first unknown part
             key = source[len("override '") :].split("=")[0]
-        return ConfigError(f"unknown config key '{key}' in {source}{_nearest_key(key)}")
+        return ConfigError(f"unknown config key '{key}' in {source}{_nearest_key(key, schema)}")
     value = getattr(err, "value", None)
     expected = getattr(err, "ref_type", None) or getattr(err, "object_type_str", "")
     detail = str(err).splitlines()[0]
@@ -146,7 +149,7 @@ def _merge(schema: type, layers: list) -> Any:
             merged = OmegaConf.merge(merged, layer)
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
-        raise _one_line(err, source) from None
+        raise _one_line(err, source, schema) from None
 
 
 def _override_layers(overrides: list[str]) -> list:
@@ -181,7 +184,13 @@ def merge_root_config(root: str, job_yaml_text: Optional[str], overrides: list[s
     """Schema <- the root's job.yaml (its run and verify sections) <- overrides <- run.root."""
     layers = []
     if job_yaml_text is not None:
-        job = OmegaConf.create(job_yaml_text)
+        try:
+            job = OmegaConf.create(job_yaml_text)
+        except Exception as err:  # yaml.YAMLError and OmegaConf's wrappers of it
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConfigError(f"{root}/job.yaml is not valid YAML ({first}): restore or remove it") from None
+        if not OmegaConf.is_dict(job):
+            raise ConfigError(f"{root}/job.yaml must hold a mapping of sections (run:, verify:, ...)")
         layers.append(("job.yaml", OmegaConf.masked_copy(job, [f.name for f in fields(RootConfig) if f.name in job])))
     layers += _override_layers(list(overrides))
     layers.append(("the ROOT argument", OmegaConf.create({"run": {"root": root}})))

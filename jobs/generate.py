@@ -35,6 +35,7 @@ def engine_spec(config: JobConfig) -> EngineSpec:
     return EngineSpec(
         model=m.path, revision=m.revision, dtype=m.dtype, max_model_len=m.max_model_len,
         tensor_parallel_size=m.tensor_parallel_size, gpu_memory_utilization=m.gpu_memory_utilization,
+        kv_cache_memory_bytes=m.kv_cache_memory_bytes,
         enforce_eager=m.enforce_eager, enable_prefix_caching=m.enable_prefix_caching,
         engine_kwargs=dict(m.engine_kwargs),
     )

@@ -122,16 +122,26 @@ class RunStore:
             self.fs.rm(tmp)
         return len(stale)
 
+    def _missing_folders(self) -> list[str]:
+        """The local root and those of its parents that do not exist yet, deepest first."""
+        missing, folder = [], self._base
+        while self._is_local() and not self.fs.exists(folder):
+            missing.append(folder)
+            if posixpath.dirname(folder) == folder:
+                break
+            folder = posixpath.dirname(folder)
+        return missing
+
     def check_writable(self) -> None:
         """Fail early, with the fix, when the root cannot be written."""
         probe = self.path(f"{TMP_PREFIX}probe-{uuid.uuid4().hex}")
-        created = self._is_local() and not self.fs.exists(self._base)
+        created = self._missing_folders()
         try:
             self.fs.makedirs(self._base, exist_ok=True)
             self.fs.pipe_file(probe, b"")
             self.fs.rm(probe)
-            if created:  # leave no empty run folder behind a run that fails later on
-                self.fs.rmdir(self._base)
+            for folder in created:  # leave no empty run folder behind a run that fails later on
+                self.fs.rmdir(folder)
         except Exception as err:  # each backend raises its own: PermissionError, ClientError, ...
             raise StoreError(
                 f"run.root={self.root} is not writable ({type(err).__name__}: {err}): "

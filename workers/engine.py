@@ -11,9 +11,10 @@ from typing import Any, Sequence
 from workers.sampling import SamplingSpec, sampling_params
 
 
-# On the CPU backend vLLM reserves this share of host RAM for the engine (it reads
-# gpu_memory_utilization so); 0.9 would fail beside any other process.
-CPU_MEMORY_SHARE = 0.25
+# On the CPU backend vLLM reads gpu_memory_utilization as a share of host RAM (0.9 fails beside
+# any other process); an explicit KV cache size is predictable and skips the warm-up pass that
+# the share needs.
+CPU_KV_CACHE_BYTES = 2 << 30
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class EngineSpec:
     max_model_len: int = 4096
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float | None = None
+    kv_cache_memory_bytes: int | None = None
     enforce_eager: bool = False
     enable_prefix_caching: bool = True
     engine_kwargs: dict[str, Any] = field(default_factory=dict, hash=False)
@@ -39,10 +41,15 @@ def engine_args(spec: EngineSpec, on_cpu: bool) -> dict[str, Any]:
         "dtype": spec.dtype,
         "max_model_len": spec.max_model_len,
         "tensor_parallel_size": spec.tensor_parallel_size,
-        "gpu_memory_utilization": spec.gpu_memory_utilization or (CPU_MEMORY_SHARE if on_cpu else 0.9),
         "enforce_eager": spec.enforce_eager,
         "enable_prefix_caching": spec.enable_prefix_caching,
     }
+    if spec.kv_cache_memory_bytes is not None:
+        args["kv_cache_memory_bytes"] = spec.kv_cache_memory_bytes
+    elif spec.gpu_memory_utilization is not None:
+        args["gpu_memory_utilization"] = spec.gpu_memory_utilization
+    elif on_cpu:
+        args["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
     if on_cpu:
         # vLLM's CPU sampler cannot rewind a seeded generator when chunked prefill splits a
         # prompt over steps ("CPU Generator does not use offset"): every sample here is seeded.

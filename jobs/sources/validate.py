@@ -34,14 +34,16 @@ def _check_unique(ids: list[str], what: str) -> None:
 
 def validate_problems(table: pa.Table, what: str) -> pa.Table:
     """The table with `problem_id` as strings, or a `ProblemSetError` naming the row at fault."""
+    # Before the column check: an empty file has no columns, and "no 'problem_id' column"
+    # would send the user looking for the wrong fix.
+    if table.num_rows == 0:
+        raise ProblemSetError(f"{what}: the problem set is empty")
     for name in REQUIRED_COLUMNS:
         if name not in table.column_names:
             raise ProblemSetError(
                 f"{what}: no '{name}' column (columns: {', '.join(table.column_names) or 'none'}); "
                 f"map one with problems.columns.{name}=COLUMN"
             )
-    if table.num_rows == 0:
-        raise ProblemSetError(f"{what}: the problem set is empty")
     for name in REQUIRED_COLUMNS:
         row = _first_null_row(table[name])
         if row is not None:
