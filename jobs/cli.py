@@ -74,9 +74,14 @@ def _verify_and_measure(store: RunStore, verifier: str | None) -> None:
 
 def cmd_run(args) -> None:
     from jobs.generate import generate
+    from jobs.verify import resolve_verifier
 
     config: JobConfig = merge_config(args.config, args.overrides)
-    summary = generate(config)
+    required = {}
+    if config.verify.verifier is not None:  # a bad verifier fails before hours of generation
+        verifier = resolve_verifier(config.verify.verifier)
+        required = {c: f"verify.verifier={verifier.name}" for c in verifier.payload_columns}
+    summary = generate(config, required_columns=required)
     print_generate(summary)
     store = RunStore(config.run.root, dict(config.run.storage_options))
     out.print(f"run: {store.url(store.path())}")

@@ -8,6 +8,7 @@ import pyarrow as pa
 
 from jobs.actor import UnitTask
 from jobs.config import JobConfig
+from jobs.errors import ProblemSetError
 from jobs.plan import WorkUnit, plan_units
 from jobs.pool import GenerationPool, init_ray
 from jobs.progress import UnitProgress
@@ -49,10 +50,19 @@ def sampling_spec(config: JobConfig) -> SamplingSpec:
     )
 
 
-def open_run(config: JobConfig) -> tuple[RunStore, pa.Table]:
-    """The run's store and problem set, checked; nothing is written yet."""
+def open_run(config: JobConfig, required_columns: dict[str, str] | None = None) -> tuple[RunStore, pa.Table]:
+    """The run's store and problem set, checked; nothing is written yet.
+
+    `required_columns` maps problem columns that a later step reads to the setting that needs them.
+    """
     store = RunStore(config.run.root, dict(config.run.storage_options))
     problems = load_problems(config.problems, dict(config.run.storage_options))
+    for column, needed_by in (required_columns or {}).items():
+        if column not in problems.column_names:
+            raise ProblemSetError(
+                f"{needed_by} needs the problem column '{column}', which problems.source={config.problems.source} "
+                f"lacks: map it with problems.columns.{column}=COLUMN or pick another verifier"
+            )
     store.check_writable()
     return store, problems
 
@@ -62,14 +72,16 @@ def pending_units(store: RunStore, units: list[WorkUnit]) -> list[WorkUnit]:
     return [unit for unit in units if unit.unit_id not in done]
 
 
-def generate(config: JobConfig, pool: GenerationPool | None = None) -> GenerateSummary:
+def generate(
+    config: JobConfig, pool: GenerationPool | None = None, required_columns: dict[str, str] | None = None
+) -> GenerateSummary:
     """Generate every missing unit of the run; `pool` lets several runs share engines.
 
     Input errors (config, problems, model path, store) surface before anything is written, and
     the engines start before job.yaml, so a model that fails to load leaves no run behind.
     """
     check_model_path(config.model.path)
-    store, problems = open_run(config)
+    store, problems = open_run(config, required_columns)
     units = plan_units(problems["problem_id"].to_pylist(), config.sampling.n, config.plan.samples_per_unit)
     todo = pending_units(store, units)
     log.info("run %s: %d units, %d already done", store.root, len(units), len(units) - len(todo))

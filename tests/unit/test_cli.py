@@ -1,0 +1,94 @@
+"""`troop` refuses bad input with one line that names the problem, exit 2, and no output.
+
+These fail before Ray or vLLM start, so they run as unit tests (subprocesses of the CLI)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def troop(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "jobs", *args], capture_output=True, text=True, cwd=cwd or REPO, timeout=120
+    )
+
+
+@pytest.fixture
+def base(tmp_path, tiny_model):
+    config = tmp_path / "job.yaml"
+    config.write_text(
+        f"run:\n  root: {tmp_path / 'root'}\nmodel:\n  path: {tiny_model}\n"
+        "problems:\n  source: arithmetic\n  options: {num_problems: 3}\n"
+    )
+    return config
+
+
+def assert_refused(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if "troop: error:" in line]
+    assert len(error_lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in error_lines[0], error_lines[0]
+
+
+def write_jsonl(path, rows) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "overrides, fragments",
+    [
+        (["sampling.temprature=0.5"], ["sampling.temprature", "did you mean 'sampling.temperature'"]),
+        (["sampling.n=abc"], ["sampling.n", "abc"]),
+        (["sampling.n=0"], ["sampling.n", "at least 1"]),
+        (["model.path=/nonexistent/model"], ["model.path=/nonexistent/model", "does not exist"]),
+        (["verify.verifier=nope"], ["unknown verifier 'nope'", "numeric"]),
+        (["problems.source=nope"], ["unknown problems.source 'nope'", "arithmetic"]),
+    ],
+)
+def test_bad_config_is_one_line_and_leaves_no_root(base, tmp_path, overrides, fragments):
+    assert_refused(troop("run", str(base), *overrides), *fragments)
+    assert not (tmp_path / "root").exists()
+
+
+def test_missing_config_file(tmp_path):
+    assert_refused(troop("run", str(tmp_path / "absent.yaml")), "absent.yaml", "does not exist")
+
+
+@pytest.mark.parametrize(
+    "content, fragments",
+    [
+        ("not json at all\n", ["line 1 is not valid JSON"]),
+        ('{"problem_id": "a", "prompt": "x", "answer": "1"}\n{"prompt": "y", "answer": "2"}\n', ["row 2 has no problem_id"]),
+        ('{"problem_id": "a", "prompt": "x", "answer": "1"}\n{"problem_id": "a", "prompt": "y", "answer": "2"}\n', ["duplicate problem_id 'a' at rows 1 and 2"]),
+        ('{"problem_id": "a", "prompt": "x"}\n', ["verify.verifier=numeric needs the problem column 'answer'"]),
+    ],
+)
+def test_bad_problem_file(tmp_path, tiny_model, content, fragments):
+    path = tmp_path / "problems.jsonl"
+    path.write_text(content)
+    config = tmp_path / "job.yaml"
+    config.write_text(
+        f"run:\n  root: {tmp_path / 'root'}\nmodel:\n  path: {tiny_model}\n"
+        f"problems:\n  source: jsonl\n  path: {path}\n"
+    )
+    result = troop("run", str(config))
+    assert_refused(result, *fragments)
+    assert not (tmp_path / "root").exists()
+
+
+def test_unwritable_root(base, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert_refused(troop("run", str(base), f"run.root={blocker}/root"), f"run.root={blocker}/root", "not writable")
+
+
+def test_verify_on_a_root_without_samples(tmp_path):
+    assert_refused(troop("verify", str(tmp_path)), "no samples/unit-*.parquet")
