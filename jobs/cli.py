@@ -127,22 +127,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="troop", description="Repeated sampling from language models at scale.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, func, helptext in [
-        ("run", cmd_run, "generate, verify and measure a run"),
-        ("generate", cmd_generate, "generate the sample pool only"),
+    config_arg = ("config", "a YAML config, e.g. conf/demo.yaml", "sampling.n=64")
+    root_arg = ("root", "the run's root: a path or URL", "verify.verifier=numeric")
+    for name, func, helptext, (positional, positional_help, example) in [
+        ("run", cmd_run, "generate, verify and measure a run", config_arg),
+        ("generate", cmd_generate, "generate the sample pool only", config_arg),
+        ("verify", cmd_verify, "verify an existing pool offline (no GPU needed)", root_arg),
+        ("metrics", cmd_metrics, "compute metrics.json from the verdicts", root_arg),
+        ("status", cmd_status, "units done, verdicts and metrics of a root", root_arg),
     ]:
         sub = commands.add_parser(name, help=helptext)
-        sub.add_argument("config", help="a YAML config, e.g. conf/demo.yaml")
-        sub.add_argument("overrides", nargs="*", help="key=value, e.g. sampling.n=64")
-        sub.set_defaults(func=func)
-    for name, func, helptext in [
-        ("verify", cmd_verify, "verify an existing pool offline (no GPU needed)"),
-        ("metrics", cmd_metrics, "compute metrics.json from the verdicts"),
-        ("status", cmd_status, "units done, verdicts and metrics of a root"),
-    ]:
-        sub = commands.add_parser(name, help=helptext)
-        sub.add_argument("root", help="the run's root: a path or URL")
-        sub.add_argument("overrides", nargs="*", help="key=value, e.g. verify.verifier=numeric")
+        sub.add_argument(positional, help=positional_help)
+        sub.add_argument("overrides", nargs="*", help=f"key=value, e.g. {example}")
         sub.set_defaults(func=func)
     return parser
 
