@@ -12,7 +12,7 @@ from jobs.errors import ProblemSetError
 from jobs.plan import WorkUnit, plan_units
 from jobs.pool import GenerationPool, init_ray
 from jobs.progress import UnitProgress
-from jobs.runinfo import check_model_path, record_run
+from jobs.runinfo import check_model_path, check_resumable, record_run
 from jobs.sources import load_problems
 from jobs.store import RunStore
 from workers.engine import EngineSpec
@@ -64,6 +64,7 @@ def open_run(config: JobConfig, required_columns: dict[str, str] | None = None) 
                 f"lacks: map it with problems.columns.{column}=COLUMN or pick another verifier"
             )
     store.check_writable()
+    check_resumable(store, config, problems)
     return store, problems
 
 
@@ -92,6 +93,8 @@ def generate(
         init_ray(config.cluster.address)
         with GenerationPool(engine_spec(config), config.cluster.num_workers, config.cluster.cpus_per_worker) as own:
             return _generate(own, config, store, problems, todo, len(units))
+    if pool.spec != engine_spec(config):
+        raise ValueError(f"the pool's engine ({pool.spec}) is not the one the config asks for ({engine_spec(config)})")
     return _generate(pool, config, store, problems, todo, len(units))
 
 

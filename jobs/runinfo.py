@@ -86,21 +86,23 @@ def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     return [d for k in keys for d in _differences(old.get(k), new.get(k), f"{prefix}{k}.")]
 
 
-def record_run(store: RunStore, config: JobConfig, problems: pa.Table) -> None:
-    """Write job.yaml and problems.parquet, or check a resumed root against them."""
-    text = job_yaml(config)
+def check_resumable(store: RunStore, config: JobConfig, problems: pa.Table) -> None:
+    """A root that already holds a run must get a config that gives the same samples."""
     if store.exists(store.job_yaml):
         old = OmegaConf.to_container(OmegaConf.create(store.read_text(store.job_yaml)))
-        new = OmegaConf.to_container(OmegaConf.create(text))
+        new = OmegaConf.to_container(OmegaConf.create(job_yaml(config)))
         changed = _differences(_sample_settings(old), _sample_settings(new))
         if changed:
             raise ConfigError(
                 f"run.root={store.root} holds a run with other sampling settings ({'; '.join(changed)}): "
                 "use a new run.root or the old settings"
             )
-    if store.exists(store.problems):
-        if not store.read_table(store.problems).equals(problems):
-            raise ConfigError(f"run.root={store.root} holds a different problem set: use a new run.root")
-    else:
+    if store.exists(store.problems) and not store.read_table(store.problems).equals(problems):
+        raise ConfigError(f"run.root={store.root} holds a different problem set: use a new run.root")
+
+
+def record_run(store: RunStore, config: JobConfig, problems: pa.Table) -> None:
+    """Write job.yaml and problems.parquet (after `check_resumable`)."""
+    if not store.exists(store.problems):
         store.write_table(store.problems, problems)
-    store.write_text(store.job_yaml, text)
+    store.write_text(store.job_yaml, job_yaml(config))

@@ -92,3 +92,15 @@ def test_unwritable_root(base, tmp_path):
 
 def test_verify_on_a_root_without_samples(tmp_path):
     assert_refused(troop("verify", str(tmp_path)), "no samples/unit-*.parquet")
+
+
+def test_resume_with_other_sampling_settings_names_the_keys(base, tmp_path):
+    from jobs.config import merge_config
+    from jobs.generate import open_run
+    from jobs.runinfo import record_run
+
+    store, problems = open_run(merge_config(str(base)))
+    record_run(store, merge_config(str(base)), problems)
+    result = troop("run", str(base), "sampling.temperature=0.5", "sampling.max_tokens=100")
+    assert_refused(result, "sampling.max_tokens: 256 -> 100", "sampling.temperature: 1.0 -> 0.5", "use a new run.root")
+    assert sorted(p.name for p in (tmp_path / "root").iterdir()) == ["job.yaml", "problems.parquet"]
