@@ -12,7 +12,7 @@ from jobs.errors import StoreError, TroopError
 from jobs.store import RunStore
 
 log = logging.getLogger("troop")
-out = Console(highlight=False)
+out = Console(highlight=False, soft_wrap=True)  # long lines stay whole in logs and pipes
 
 
 def _load_root(root: str, overrides: list[str]) -> tuple[RootConfig, RunStore]:
