@@ -50,6 +50,7 @@ class SamplingConfig:
     min_p: float = 0.0
     max_tokens: int = 256
     stop: list[str] = field(default_factory=list)
+    ignore_eos: bool = False  # always generate max_tokens (benchmarks)
 
 
 @dataclass

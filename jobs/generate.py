@@ -46,7 +46,7 @@ def sampling_spec(config: JobConfig) -> SamplingSpec:
     s = config.sampling
     return SamplingSpec(
         temperature=s.temperature, top_p=s.top_p, top_k=s.top_k, min_p=s.min_p,
-        max_tokens=s.max_tokens, stop=tuple(s.stop),
+        max_tokens=s.max_tokens, stop=tuple(s.stop), ignore_eos=s.ignore_eos,
     )
 
 

@@ -32,7 +32,7 @@ def build_tokenizer(path: str, vocab_size: int = 512):
     return fast
 
 
-def build_tiny_llama(path: str, seed: int = 0) -> str:
+def build_tiny_llama(path: str, seed: int = 0, max_positions: int = 1024) -> str:
     """A randomly initialized 2-layer Llama at `path` (once; reused if present)."""
     if os.path.isfile(os.path.join(path, "config.json")):
         return path
@@ -49,7 +49,7 @@ def build_tiny_llama(path: str, seed: int = 0) -> str:
         num_hidden_layers=2,
         num_attention_heads=2,
         num_key_value_heads=2,
-        max_position_embeddings=1024,
+        max_position_embeddings=max_positions,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         torch_dtype="float32",

@@ -11,6 +11,7 @@ class SamplingSpec:
     min_p: float = 0.0
     max_tokens: int = 256
     stop: tuple[str, ...] = field(default_factory=tuple)
+    ignore_eos: bool = False
     # 0 gives each completion's cumulative log-probability (the default best-of-n score)
     # without per-token alternatives; None skips log-probabilities altogether.
     logprobs: int | None = 0
@@ -33,6 +34,7 @@ def sampling_params(spec: SamplingSpec, n: int, seed: int):
         min_p=spec.min_p,
         max_tokens=spec.max_tokens,
         stop=list(spec.stop) or None,
+        ignore_eos=spec.ignore_eos,
         logprobs=spec.logprobs,
         output_kind=RequestOutputKind.FINAL_ONLY,
     )
