@@ -23,6 +23,7 @@ Needs `pip install -e '.[bench]'` (ray[data,serve] for Ray Data LLM).
 import argparse
 import gc
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -83,51 +84,80 @@ def engine_kwargs(model: str, workload: Workload) -> dict:
     return engine_args(spec, on_cpu=True)
 
 
-def run_raw(model: str, workload: Workload) -> Result:
-    from vllm import LLM, SamplingParams
+class RawVLLM:
+    """One in-process `vllm.LLM`; each pass is one `generate` call over every prompt."""
 
-    began = time.perf_counter()
-    llm = LLM(**engine_kwargs(model, workload))
-    started = time.perf_counter() - began
-    params = [
-        SamplingParams(n=workload.n, seed=i * workload.n, temperature=1.0, max_tokens=workload.max_tokens,
-                       ignore_eos=True, logprobs=0)
-        for i in range(len(workload.prompts))
-    ]
-    began = time.perf_counter()
-    outputs = llm.generate(workload.prompts, params, use_tqdm=False)
-    seconds = time.perf_counter() - began
-    tokens = sum(len(c.token_ids) for o in outputs for c in o.outputs)
-    llm.llm_engine.engine_core.shutdown()
-    del llm
-    gc.collect()
-    return Result("raw vLLM", tokens, seconds, started)
+    method = "raw vLLM"
+
+    def __init__(self, model: str, workload: Workload):
+        from vllm import LLM
+
+        began = time.perf_counter()
+        self.llm = LLM(**engine_kwargs(model, workload))
+        self.start_seconds = time.perf_counter() - began
+        self.workload = workload
+
+    def run(self) -> Result:
+        from vllm import SamplingParams
+
+        w = self.workload
+        params = [
+            SamplingParams(n=w.n, seed=i * w.n, temperature=1.0, max_tokens=w.max_tokens, ignore_eos=True, logprobs=0)
+            for i in range(len(w.prompts))
+        ]
+        began = time.perf_counter()
+        outputs = self.llm.generate(w.prompts, params, use_tqdm=False)
+        seconds = time.perf_counter() - began
+        tokens = sum(len(c.token_ids) for o in outputs for c in o.outputs)
+        return Result(self.method, tokens, seconds, self.start_seconds)
+
+    def close(self) -> None:
+        self.llm.llm_engine.engine_core.shutdown()
+        del self.llm
+        gc.collect()
 
 
-def run_troop(model: str, workload: Workload, root: str) -> Result:
-    import json
+class Troop:
+    """`jobs.generate.generate` (what `troop generate` runs) on one worker kept across passes;
+    each pass writes a fresh run root, so every unit is generated and written as Parquet."""
 
-    import ray
+    def __init__(self, model: str, workload: Workload, tmp: str, samples_per_unit: int | None = None):
+        import json
 
-    from jobs.config import merge_config
-    from jobs.generate import generate
+        from jobs.generate import engine_spec
+        from jobs.pool import GenerationPool, init_ray
 
-    problems = os.path.join(root, "problems.jsonl")
-    with open(problems, "w") as handle:
-        for i, prompt in enumerate(workload.prompts):
-            handle.write(json.dumps({"problem_id": f"p{i:05d}", "prompt": prompt}) + "\n")
-    config = merge_config(None, [
-        f"run.root={os.path.join(root, 'run')}", f"model.path={model}", "model.dtype=float32",
-        f"model.max_model_len={workload.max_model_len}", "model.enforce_eager=true",
-        "problems.source=jsonl", f"problems.path={problems}", f"sampling.n={workload.n}",
-        f"sampling.max_tokens={workload.max_tokens}", "sampling.ignore_eos=true",
-        "cluster.num_workers=1", "verify.verifier=null",
-    ])
-    began = time.perf_counter()
-    summary = generate(config)
-    total = time.perf_counter() - began
-    ray.shutdown()
-    return Result("troop", summary.tokens, summary.seconds, total - summary.seconds)
+        self.method = f"troop/{samples_per_unit}" if samples_per_unit else "troop"
+        self.tmp, self.model, self.workload, self.samples_per_unit = tmp, model, workload, samples_per_unit
+        self.problems = os.path.join(tmp, "problems.jsonl")
+        with open(self.problems, "w") as handle:
+            for i, prompt in enumerate(workload.prompts):
+                handle.write(json.dumps({"problem_id": f"p{i:05d}", "prompt": prompt}) + "\n")
+        init_ray(None)
+        began = time.perf_counter()
+        self.pool = GenerationPool(engine_spec(self._config()), num_workers=1)
+        self.start_seconds = time.perf_counter() - began
+
+    def _config(self):
+        from jobs.config import merge_config
+
+        w = self.workload
+        return merge_config(None, [
+            f"run.root={tempfile.mkdtemp(dir=self.tmp)}", f"model.path={self.model}", "model.dtype=float32",
+            f"model.max_model_len={w.max_model_len}", "model.enforce_eager=true",
+            "problems.source=jsonl", f"problems.path={self.problems}", f"sampling.n={w.n}",
+            f"sampling.max_tokens={w.max_tokens}", "sampling.ignore_eos=true", "verify.verifier=null",
+            *([f"plan.samples_per_unit={self.samples_per_unit}"] if self.samples_per_unit else []),
+        ])
+
+    def run(self) -> Result:
+        from jobs.generate import generate
+
+        summary = generate(self._config(), pool=self.pool)
+        return Result(self.method, summary.tokens, summary.seconds, self.start_seconds)
+
+    def close(self) -> None:
+        self.pool.shutdown()
 
 
 def _ray_data_wall(model: str, workload: Workload, rows: list[dict]) -> tuple[float, int]:
@@ -167,23 +197,52 @@ def run_ray_data(model: str, workload: Workload) -> Result:
     return Result("ray-data", tokens, wall - start_wall, start_wall)
 
 
-def report(workload: Workload, results: list[Result]) -> None:
-    print(f"\n== workload {workload.name}: {len(workload.prompts)} prompts x n={workload.n}, {workload.max_tokens} new tokens")
-    for r in results:
-        print(f"{r.method:>9}: {r.rate:9,.0f} tokens/s steady ({r.tokens:,} tokens in {r.seconds:.1f} s), engine start {r.start_seconds:.1f} s")
-    by_name = {r.method: r.rate for r in results}
-    if "troop" in by_name and "raw vLLM" in by_name:
-        print(f"troop/raw      = {by_name['troop'] / by_name['raw vLLM']:.3f}")
-    if "troop" in by_name and "ray-data" in by_name:
-        print(f"troop/ray-data = {by_name['troop'] / by_name['ray-data']:.3f}")
+def report(workload: Workload, results: dict[str, list[Result]]) -> None:
+    w = workload
+    print(f"\n== workload {w.name}: {len(w.prompts)} prompts x n={w.n}, {w.max_tokens} new tokens; median of passes")
+    median = {}
+    for method, runs in results.items():
+        median[method] = statistics.median(r.rate for r in runs)
+        passes = ", ".join(f"{r.rate:,.0f}" for r in runs)
+        print(f"{method:>10}: {median[method]:9,.0f} tokens/s steady (passes: {passes}), engine start {runs[0].start_seconds:.1f} s")
+    for method, rate in median.items():
+        for baseline in ("raw vLLM", "ray-data"):
+            if method.startswith("troop") and baseline in median:
+                print(f"{method} / {baseline} = {rate / median[baseline]:.3f}")
     sys.stdout.flush()
+
+
+def bench_workload(model: str, workload: Workload, methods: list[str], repeats: int, samples_per_unit: int, tmp: str) -> None:
+    """Interleaved passes (raw, troop, raw, troop, ...) on engines kept alive, so that drift in
+    the machine's speed hits every method alike; Ray Data LLM builds its engine per job: once."""
+    import ray
+
+    runners = []
+    if "raw" in methods:
+        runners.append(RawVLLM(model, workload))
+    if "troop" in methods:
+        runners.append(Troop(model, workload, tempfile.mkdtemp(dir=tmp)))
+    if samples_per_unit:
+        runners.append(Troop(model, workload, tempfile.mkdtemp(dir=tmp), samples_per_unit))
+    results: dict[str, list[Result]] = {r.method: [] for r in runners}
+    for _ in range(repeats):
+        for runner in runners:
+            results[runner.method].append(runner.run())
+    for runner in runners:
+        runner.close()
+    ray.shutdown()
+    if "ray-data" in methods:
+        results["ray-data"] = [run_ray_data(model, workload)]
+    report(workload, results)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workload", choices=["short", "long", "both"], default="both")
-    parser.add_argument("--problems", type=int, default=0, help="problems per workload (default 200 short, 16 long)")
+    parser.add_argument("--problems", type=int, default=0, help="problems per workload (default 100 short, 16 long)")
     parser.add_argument("--methods", default="raw,troop,ray-data")
+    parser.add_argument("--repeats", type=int, default=3, help="passes of raw and troop each")
+    parser.add_argument("--samples-per-unit", type=int, default=0, help="also run troop with this plan.samples_per_unit")
     args = parser.parse_args()
     from tiny_model import build_tiny_llama
 
@@ -192,19 +251,11 @@ def main() -> None:
         model = build_tiny_llama(os.path.join(tmp, "model"), max_positions=4096)
         workloads = []
         if args.workload in ("short", "both"):
-            workloads.append(short_workload(args.problems or 200))
+            workloads.append(short_workload(args.problems or 100))
         if args.workload in ("long", "both"):
             workloads.append(long_workload(args.problems or 16, model))
-        methods = args.methods.split(",")
         for workload in workloads:
-            results = []
-            if "raw" in methods:
-                results.append(run_raw(model, workload))
-            if "troop" in methods:
-                results.append(run_troop(model, workload, tempfile.mkdtemp(dir=tmp)))
-            if "ray-data" in methods:
-                results.append(run_ray_data(model, workload))
-            report(workload, results)
+            bench_workload(model, workload, args.methods.split(","), args.repeats, args.samples_per_unit, tmp)
 
 
 if __name__ == "__main__":
