@@ -118,12 +118,11 @@ def _one_line(err: OmegaConfBaseException, source: str, schema: type = JobConfig
         if source.startswith("override '"):  # OmegaConf names only the first unknown part
             key = source[len("override '") :].split("=")[0]
         return ConfigError(f"unknown config key '{key}' in {source}{_nearest_key(key, schema)}")
+    detail = (str(err).strip().splitlines() or [type(err).__name__])[0]
     value = getattr(err, "value", None)
-    expected = getattr(err, "ref_type", None) or getattr(err, "object_type_str", "")
-    detail = str(err).splitlines()[0]
     if value is not None:
         detail = f"{value!r} is not a valid value ({detail})"
-    return ConfigError(f"config key '{key}' in {source}: {detail}{' ' + str(expected) if not detail else ''}")
+    return ConfigError(f"config key '{key}' in {source}: {detail}")
 
 
 def _read_yaml(path: str):
