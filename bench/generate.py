@@ -212,7 +212,9 @@ def report(workload: Workload, results: dict[str, list[Result]]) -> None:
     sys.stdout.flush()
 
 
-def bench_workload(model: str, workload: Workload, methods: list[str], repeats: int, samples_per_unit: int, tmp: str) -> None:
+def bench_workload(
+    model: str, workload: Workload, methods: list[str], repeats: int, samples_per_unit: int, tmp: str, warmup: int = 1
+) -> None:
     """Interleaved passes (raw, troop, raw, troop, ...) on engines kept alive, so that drift in
     the machine's speed hits every method alike; Ray Data LLM builds its engine per job: once."""
     import ray
@@ -225,6 +227,9 @@ def bench_workload(model: str, workload: Workload, methods: list[str], repeats: 
     if samples_per_unit:
         runners.append(Troop(model, workload, tempfile.mkdtemp(dir=tmp), samples_per_unit))
     results: dict[str, list[Result]] = {r.method: [] for r in runners}
+    for _ in range(warmup):  # the first pass on a fresh engine allocates caches and runs slow
+        for runner in runners:
+            runner.run()
     for _ in range(repeats):
         for runner in runners:
             results[runner.method].append(runner.run())
@@ -241,7 +246,8 @@ def main() -> None:
     parser.add_argument("--workload", choices=["short", "long", "both"], default="both")
     parser.add_argument("--problems", type=int, default=0, help="problems per workload (default 100 short, 16 long)")
     parser.add_argument("--methods", default="raw,troop,ray-data")
-    parser.add_argument("--repeats", type=int, default=3, help="passes of raw and troop each")
+    parser.add_argument("--repeats", type=int, default=3, help="measured passes of raw and troop each")
+    parser.add_argument("--warmup", type=int, default=1, help="passes run first and not measured")
     parser.add_argument("--samples-per-unit", type=int, default=0, help="also run troop with this plan.samples_per_unit")
     args = parser.parse_args()
     from tiny_model import build_tiny_llama
@@ -255,7 +261,7 @@ def main() -> None:
         if args.workload in ("long", "both"):
             workloads.append(long_workload(args.problems or 16, model))
         for workload in workloads:
-            bench_workload(model, workload, args.methods.split(","), args.repeats, args.samples_per_unit, tmp)
+            bench_workload(model, workload, args.methods.split(","), args.repeats, args.samples_per_unit, tmp, args.warmup)
 
 
 if __name__ == "__main__":
