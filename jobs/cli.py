@@ -27,6 +27,13 @@ def _load_root(root: str, overrides: list[str]) -> tuple[RootConfig, RunStore]:
     return config, RunStore(root, dict(config.run.storage_options))
 
 
+def _print_root(config: JobConfig) -> RunStore:
+    """Say where the run went, as a path or URL the user can paste."""
+    store = RunStore(config.run.root, dict(config.run.storage_options))
+    out.print(f"run: {store.url(store.path())}")
+    return store
+
+
 def print_generate(summary) -> None:
     rate = summary.tokens / summary.seconds if summary.seconds else 0.0
     out.print(
@@ -81,11 +88,8 @@ def cmd_run(args) -> None:
     if config.verify.verifier is not None:  # a bad verifier fails before hours of generation
         verifier = resolve_verifier(config.verify.verifier)
         required = {c: f"verify.verifier={verifier.name}" for c in verifier.payload_columns}
-    summary = generate(config, required_columns=required)
-    print_generate(summary)
-    store = RunStore(config.run.root, dict(config.run.storage_options))
-    out.print(f"run: {store.url(store.path())}")
-    _verify_and_measure(store, config.verify.verifier)
+    print_generate(generate(config, required_columns=required))
+    _verify_and_measure(_print_root(config), config.verify.verifier)
 
 
 def cmd_generate(args) -> None:
@@ -93,16 +97,20 @@ def cmd_generate(args) -> None:
 
     config = merge_config(args.config, args.overrides)
     print_generate(generate(config))
-    out.print(f"run: {config.run.root}")
+    _print_root(config)
+
+
+def _verifier_name(config: RootConfig) -> str:
+    if config.verify.verifier is None:
+        raise TroopError("verify.verifier is null for this root: name a verifier, e.g. verify.verifier=numeric")
+    return config.verify.verifier
 
 
 def cmd_verify(args) -> None:
     from jobs.verify import verify_run
 
     config, store = _load_root(args.root, args.overrides)
-    if config.verify.verifier is None:
-        raise TroopError("verify.verifier is null: name a verifier, e.g. verify.verifier=numeric")
-    print_verify(verify_run(store, config.verify.verifier))
+    print_verify(verify_run(store, _verifier_name(config)))
 
 
 def cmd_metrics(args) -> None:
@@ -110,7 +118,7 @@ def cmd_metrics(args) -> None:
     from jobs.verify import resolve_verifier
 
     config, store = _load_root(args.root, args.overrides)
-    metrics = measure_run(store, resolve_verifier(config.verify.verifier or "numeric").key)
+    metrics = measure_run(store, resolve_verifier(_verifier_name(config)).key)
     write_metrics(store, metrics)
     print_metrics(metrics, store.url(store.metrics_json))
 

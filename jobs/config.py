@@ -8,7 +8,7 @@ plain `JobConfig`: domain code never sees a `DictConfig`.
 
 import difflib
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
@@ -118,26 +118,37 @@ def _one_line(err: OmegaConfBaseException, source: str, schema: type = JobConfig
         if source.startswith("override '"):  # OmegaConf names only the first unknown part
             key = source[len("override '") :].split("=")[0]
         return ConfigError(f"unknown config key '{key}' in {source}{_nearest_key(key, schema)}")
-    detail = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    detail = _first_line(err)
     value = getattr(err, "value", None)
     if value is not None:
         detail = f"{value!r} is not a valid value ({detail})"
     return ConfigError(f"config key '{key}' in {source}: {detail}")
 
 
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def _parse_sections(load: Callable[[], Any], what: str, fix: str):
+    """`load()` as a mapping of config sections, or a ConfigError naming `what` and the fix."""
+    try:
+        loaded = load()
+    except (FileNotFoundError, OSError, UnicodeDecodeError):
+        raise
+    except Exception as err:  # yaml.YAMLError and OmegaConf's wrappers of it
+        raise ConfigError(f"{what} is not valid YAML ({_first_line(err)}): {fix}") from None
+    if not OmegaConf.is_dict(loaded):
+        raise ConfigError(f"{what} must hold a mapping of sections (run:, model:, ...): {fix}")
+    return loaded
+
+
 def _read_yaml(path: str):
     try:
-        loaded = OmegaConf.load(path)
+        return _parse_sections(lambda: OmegaConf.load(path), f"config file {path}", "fix the file")
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist: give the path of a YAML file") from None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"config file {path} cannot be read ({err}): check the path") from None
-    except Exception as err:  # yaml.YAMLError and OmegaConf's wrappers of it
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"config file {path} is not valid YAML ({first}): fix the file") from None
-    if not OmegaConf.is_dict(loaded):
-        raise ConfigError(f"config file {path} must hold a mapping of sections (run:, model:, ...)")
-    return loaded
 
 
 def _merge(schema: type, layers: list) -> Any:
@@ -184,13 +195,7 @@ def merge_root_config(root: str, job_yaml_text: Optional[str], overrides: list[s
     """Schema <- the root's job.yaml (its run and verify sections) <- overrides <- run.root."""
     layers = []
     if job_yaml_text is not None:
-        try:
-            job = OmegaConf.create(job_yaml_text)
-        except Exception as err:  # yaml.YAMLError and OmegaConf's wrappers of it
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ConfigError(f"{root}/job.yaml is not valid YAML ({first}): restore or remove it") from None
-        if not OmegaConf.is_dict(job):
-            raise ConfigError(f"{root}/job.yaml must hold a mapping of sections (run:, verify:, ...)")
+        job = _parse_sections(lambda: OmegaConf.create(job_yaml_text), f"{root}/job.yaml", "restore or remove it")
         layers.append(("job.yaml", OmegaConf.masked_copy(job, [f.name for f in fields(RootConfig) if f.name in job])))
     layers += _override_layers(list(overrides))
     layers.append(("the ROOT argument", OmegaConf.create({"run": {"root": root}})))

@@ -12,10 +12,10 @@ from jobs.metrics import default_ks, mean_pass_at_k
 from jobs.store import RunStore
 
 
-def _read_folder(store: RunStore, folder: str, columns: list[str]) -> pa.Table:
+def _read_folder(store: RunStore, folder: str, columns: list[str], fix: str) -> pa.Table:
     ids = sorted(store.unit_ids(folder))
     if not ids:
-        raise StoreError(f"{store.root} has no {folder}/unit-*.parquet: run troop verify first")
+        raise StoreError(f"{store.root} has no {folder}/unit-*.parquet: {fix}")
     return pa.concat_tables(store.read_table(store.path(folder, f"unit-{u}.parquet"), columns) for u in ids)
 
 
@@ -30,8 +30,8 @@ def per_problem_counts(verdicts: pa.Table) -> tuple[list[str], np.ndarray, np.nd
 
 def measure_run(store: RunStore, verifier_key: str) -> dict:
     """The run's metrics as written to metrics.json."""
-    verdicts = _read_folder(store, f"verdicts/{verifier_key}", ["problem_id", "sample_idx", "passed"])
-    samples = _read_folder(store, "samples", ["num_tokens"])
+    verdicts = _read_folder(store, f"verdicts/{verifier_key}", ["problem_id", "sample_idx", "passed"], "run troop verify first")
+    samples = _read_folder(store, "samples", ["num_tokens"], "run troop generate first")
     _, n, c = per_problem_counts(verdicts)
     ks = default_ks(int(n.min()))
     return {

@@ -90,7 +90,7 @@ def check_resumable(store: RunStore, config: JobConfig, problems: pa.Table) -> N
     """A root that already holds a run must get a config that gives the same samples."""
     if store.exists(store.job_yaml):
         old = OmegaConf.to_container(OmegaConf.create(store.read_text(store.job_yaml)))
-        new = OmegaConf.to_container(OmegaConf.create(job_yaml(config)))
+        new = OmegaConf.to_container(OmegaConf.create(to_yaml(config)))  # versions do not matter here
         changed = _differences(_sample_settings(old), _sample_settings(new))
         if changed:
             raise ConfigError(

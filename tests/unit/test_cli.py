@@ -104,3 +104,8 @@ def test_resume_with_other_sampling_settings_names_the_keys(base, tmp_path):
     result = troop("run", str(base), "sampling.temperature=0.5", "sampling.max_tokens=100")
     assert_refused(result, "sampling.max_tokens: 256 -> 100", "sampling.temperature: 1.0 -> 0.5", "use a new run.root")
     assert sorted(p.name for p in (tmp_path / "root").iterdir()) == ["job.yaml", "problems.parquet"]
+
+
+def test_metrics_on_a_root_whose_verifier_is_null(tmp_path):
+    (tmp_path / "job.yaml").write_text("verify:\n  verifier: null\n")
+    assert_refused(troop("metrics", str(tmp_path)), "verify.verifier is null", "verify.verifier=numeric")
