@@ -44,11 +44,14 @@ def print_generate(summary) -> None:
 
 
 def print_verify(summary) -> None:
+    if not summary.units:
+        out.print(f"verified 0 units with {summary.verifier_key}: every unit already has its verdicts")
+        return
     rate = summary.samples / summary.seconds if summary.seconds else 0.0
-    statuses = ", ".join(f"{k} {v:,}" for k, v in sorted(summary.statuses.items())) or "nothing new"
+    statuses = ", ".join(f"{k} {v:,}" for k, v in sorted(summary.statuses.items()))
     out.print(
-        f"verified {summary.units} units with {summary.verifier_key}: {summary.samples:,} samples, "
-        f"{summary.passed:,} passed ({statuses}), {rate:,.0f} samples/s"
+        f"verified {summary.units} units with {summary.verifier_key}: {summary.samples:,} samples "
+        f"({summary.checked:,} distinct), {summary.passed:,} passed ({statuses}), {rate:,.0f} samples/s"
     )
 
 
@@ -67,29 +70,27 @@ def print_metrics(metrics: dict, where: str) -> None:
     out.print(f"metrics: {where}")
 
 
-def _verify_and_measure(store: RunStore, verifier: str | None) -> None:
+def _measure(store: RunStore, key: str) -> None:
     from jobs.measure import measure_run, write_metrics
-    from jobs.verify import resolve_verifier, verify_run
 
-    if verifier is None:
-        return
-    print_verify(verify_run(store, verifier))
-    metrics = measure_run(store, resolve_verifier(verifier).key)
+    metrics = measure_run(store, key)
     write_metrics(store, metrics)
     print_metrics(metrics, store.url(store.metrics_json))
 
 
 def cmd_run(args) -> None:
     from jobs.generate import generate
-    from jobs.verify import resolve_verifier
+    from jobs.run import generate_and_verify
 
     config: JobConfig = merge_config(args.config, args.overrides)
-    required = {}
-    if config.verify.verifier is not None:  # a bad verifier fails before hours of generation
-        verifier = resolve_verifier(config.verify.verifier)
-        required = {c: f"verify.verifier={verifier.name}" for c in verifier.payload_columns}
-    print_generate(generate(config, required_columns=required))
-    _verify_and_measure(_print_root(config), config.verify.verifier)
+    if config.verify.verifier is None:
+        print_generate(generate(config))
+        _print_root(config)
+        return
+    generated, verified = generate_and_verify(config)
+    print_generate(generated)
+    print_verify(verified)
+    _measure(_print_root(config), verified.verifier_key)
 
 
 def cmd_generate(args) -> None:
@@ -110,17 +111,15 @@ def cmd_verify(args) -> None:
     from jobs.verify import verify_run
 
     config, store = _load_root(args.root, args.overrides)
-    print_verify(verify_run(store, _verifier_name(config)))
+    _verifier_name(config)
+    print_verify(verify_run(store, config.verify))
 
 
 def cmd_metrics(args) -> None:
-    from jobs.measure import measure_run, write_metrics
-    from jobs.verify import resolve_verifier
+    from jobs.verify import verifier_key, verify_settings
 
     config, store = _load_root(args.root, args.overrides)
-    metrics = measure_run(store, resolve_verifier(_verifier_name(config)).key)
-    write_metrics(store, metrics)
-    print_metrics(metrics, store.url(store.metrics_json))
+    _measure(store, verifier_key(_verifier_name(config), verify_settings(config.verify)))
 
 
 def cmd_status(args) -> None:

@@ -81,6 +81,10 @@ class ClusterConfig:
 @dataclass
 class VerifyConfig:
     verifier: Optional[str] = "numeric"  # a name in verifiers.VERIFIERS; null: no verification
+    workers: Optional[int] = None  # verification actors; None: the cluster's CPUs left free
+    timeout_s: float = 10.0  # per sample: a program's wall clock, or one math check
+    memory_mb: int = 1024  # a sandboxed program's address space
+    sandbox: str = "auto"  # auto: bubblewrap, else rlimits only (warned); bwrap: required; rlimits
 
 
 @dataclass
@@ -199,7 +203,23 @@ def merge_root_config(root: str, job_yaml_text: Optional[str], overrides: list[s
         layers.append(("job.yaml", OmegaConf.masked_copy(job, [f.name for f in fields(RootConfig) if f.name in job])))
     layers += _override_layers(list(overrides))
     layers.append(("the ROOT argument", OmegaConf.create({"run": {"root": root}})))
-    return _merge(RootConfig, layers)
+    config = _merge(RootConfig, layers)
+    check_verify_config(config.verify)
+    return config
+
+
+SANDBOX_MODES = ("auto", "bwrap", "rlimits")
+
+
+def check_verify_config(v: VerifyConfig) -> None:
+    if v.workers is not None and v.workers < 1:
+        raise ConfigError(f"config key 'verify.workers' is {v.workers}: it must be at least 1")
+    if v.timeout_s <= 0:
+        raise ConfigError(f"config key 'verify.timeout_s' is {v.timeout_s}: it must be > 0")
+    if v.memory_mb < 64:
+        raise ConfigError(f"config key 'verify.memory_mb' is {v.memory_mb}: it must be at least 64")
+    if v.sandbox not in SANDBOX_MODES:
+        raise ConfigError(f"config key 'verify.sandbox' is {v.sandbox!r}: use one of {', '.join(SANDBOX_MODES)}")
 
 
 def check_config(config: JobConfig) -> None:
@@ -237,6 +257,7 @@ def check_config(config: JobConfig) -> None:
         raise ConfigError(
             f"config key 'model.gpu_memory_utilization' is {m.gpu_memory_utilization}: it must be in (0, 1]"
         )
+    check_verify_config(config.verify)
 
 
 def to_yaml(config: JobConfig) -> str:

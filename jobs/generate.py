@@ -3,10 +3,11 @@
 import logging
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import pyarrow as pa
 
-from jobs.actor import UnitTask
+from jobs.actor import UnitStats, UnitTask
 from jobs.config import JobConfig
 from jobs.errors import ProblemSetError
 from jobs.plan import WorkUnit, plan_units
@@ -73,6 +74,27 @@ def pending_units(store: RunStore, units: list[WorkUnit]) -> list[WorkUnit]:
     return [unit for unit in units if unit.unit_id not in done]
 
 
+@dataclass
+class RunPlan:
+    """A checked run: its store, problem set and units; nothing written yet."""
+
+    config: JobConfig
+    store: RunStore
+    problems: pa.Table
+    units: list[WorkUnit]
+    todo: list[WorkUnit]
+
+
+def plan_run(config: JobConfig, required_columns: dict[str, str] | None = None) -> RunPlan:
+    """Every input check (model path, problems, store, resume) before any engine starts."""
+    check_model_path(config.model.path)
+    store, problems = open_run(config, required_columns)
+    units = plan_units(problems["problem_id"].to_pylist(), config.sampling.n, config.plan.samples_per_unit)
+    todo = pending_units(store, units)
+    log.info("run %s: %d units, %d already done", store.root, len(units), len(units) - len(todo))
+    return RunPlan(config, store, problems, units, todo)
+
+
 def generate(
     config: JobConfig, pool: GenerationPool | None = None, required_columns: dict[str, str] | None = None
 ) -> GenerateSummary:
@@ -81,31 +103,43 @@ def generate(
     Input errors (config, problems, model path, store) surface before anything is written, and
     the engines start before job.yaml, so a model that fails to load leaves no run behind.
     """
-    check_model_path(config.model.path)
-    store, problems = open_run(config, required_columns)
-    units = plan_units(problems["problem_id"].to_pylist(), config.sampling.n, config.plan.samples_per_unit)
-    todo = pending_units(store, units)
-    log.info("run %s: %d units, %d already done", store.root, len(units), len(units) - len(todo))
-    if not todo:
-        record_run(store, config, problems)
-        return GenerateSummary(len(units), len(units), [], 0, 0, 0.0)
-    if pool is None:
+    plan = plan_run(config, required_columns)
+    if pool is None and plan.todo:
         init_ray(config.cluster.address)
-        with GenerationPool(engine_spec(config), config.cluster.num_workers, config.cluster.cpus_per_worker) as own:
-            return _generate(own, config, store, problems, todo, len(units))
+        with start_pool(config) as own:
+            return execute(plan, own)
+    return execute(plan, pool)
+
+
+def start_pool(config: JobConfig) -> GenerationPool:
+    return GenerationPool(engine_spec(config), config.cluster.num_workers, config.cluster.cpus_per_worker)
+
+
+def execute(plan: RunPlan, pool: GenerationPool | None, on_unit: Callable[[str], None] | None = None) -> GenerateSummary:
+    """Generate the plan's pending units on `pool`; `on_unit` sees each unit id as its file lands."""
+    config = plan.config
+    if not plan.todo:
+        record_run(plan.store, config, plan.problems)
+        return GenerateSummary(len(plan.units), len(plan.units), [], 0, 0, 0.0)
     if pool.spec != engine_spec(config):
         raise ValueError(f"the pool's engine ({pool.spec}) is not the one the config asks for ({engine_spec(config)})")
-    return _generate(pool, config, store, problems, todo, len(units))
+    return _generate(pool, config, plan.store, plan.problems, plan.todo, len(plan.units), on_unit)
 
 
-def _generate(pool, config, store, problems, todo: list[WorkUnit], units_total: int) -> GenerateSummary:
+def _generate(pool, config, store, problems, todo: list[WorkUnit], units_total: int, on_unit=None) -> GenerateSummary:
     record_run(store, config, problems)
     store.remove_stale_temporaries("samples")
     tasks = [UnitTask(store, unit, sampling_spec(config), config.run.seed) for unit in todo]
     began = time.perf_counter()
     # The bar starts once the engines are up, so its rate and ETA are the steady state's.
     with UnitProgress(len(tasks), sum(u.num_samples for u in todo)) as progress:
-        stats = pool.run(tasks, lambda s: progress.advance(s.samples, s.tokens))
+
+        def landed(stats: UnitStats) -> None:
+            progress.advance(stats.samples, stats.tokens)
+            if on_unit is not None:
+                on_unit(stats.unit_id)
+
+        stats = pool.run(tasks, landed)
     return GenerateSummary(
         units_total=units_total,
         units_skipped=units_total - len(todo),

@@ -62,7 +62,22 @@ def versions(config: JobConfig) -> dict:
         "torch": package_version("torch"),
         "python": platform.python_version(),
         "model_revision": config.model.revision or model_fingerprint(config.model.path),
+        "sandbox": sandbox_mode(config),
     }
+
+
+def sandbox_mode(config: JobConfig) -> str | None:
+    """'bwrap' or 'rlimits' (the weaker fallback) when the run's verifier runs code, else None."""
+    from verifiers import VERIFIERS
+    from verifiers.sandbox import probe_mode
+
+    verifier = VERIFIERS.get(config.verify.verifier or "")
+    if verifier is None or not verifier.uses_sandbox:
+        return None
+    try:
+        return probe_mode(config.verify.sandbox)
+    except RuntimeError:
+        return None
 
 
 def job_yaml(config: JobConfig) -> str:

@@ -1,7 +1,9 @@
-"""`troop verify`: verdicts for every sample unit that has none yet for the verifier's key.
+"""Verification of sample units: the per-unit work of a verifier worker, and `troop verify`.
 
-Runs in the driver's process for now; the checks it calls are pure functions of a sample and
-its problem's payload, so moving them to a pool changes only where this loop runs.
+A `VerifyWorker` reads one sample unit and its problems' payloads from the store, checks every
+sample with its own warm checker (a sandbox, a math helper), and writes the unit's verdict
+file. `jobs.verify_pool` runs copies of it as Ray actors; `verify_run` is `troop verify`.
+Nothing here imports vLLM: verification runs on machines without it.
 """
 
 import time
@@ -10,9 +12,28 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from jobs.config import VerifyConfig
 from jobs.errors import ConfigError, StoreError
 from jobs.store import RunStore
 from verifiers import VERDICTS_SCHEMA, Verifier, get_verifier
+from verifiers.registry import Checker, VerifySettings
+
+
+@dataclass(frozen=True)
+class VerifyTask:
+    store: RunStore
+    unit_id: str
+    verifier: str
+    settings: VerifySettings
+
+
+@dataclass(frozen=True)
+class VerifyStats:
+    unit_id: str
+    samples: int
+    passed: int
+    statuses: dict
+    checked: int  # distinct (problem, completion) pairs actually run
 
 
 @dataclass
@@ -21,8 +42,17 @@ class VerifySummary:
     units: int = 0
     samples: int = 0
     passed: int = 0
+    checked: int = 0
     statuses: Counter = field(default_factory=Counter)
     seconds: float = 0.0
+    during_generation: int = 0  # units verified before the last sample unit landed (troop run)
+
+    def add(self, stats: VerifyStats) -> None:
+        self.units += 1
+        self.samples += stats.samples
+        self.passed += stats.passed
+        self.checked += stats.checked
+        self.statuses.update(stats.statuses)
 
 
 def resolve_verifier(name: str) -> Verifier:
@@ -32,7 +62,19 @@ def resolve_verifier(name: str) -> Verifier:
         raise ConfigError(f"verify.verifier: {err.args[0]}") from None
 
 
-def _payloads(store: RunStore, verifier: Verifier) -> dict[str, dict]:
+def verify_settings(config: VerifyConfig) -> VerifySettings:
+    return VerifySettings(timeout_s=config.timeout_s, memory_mb=config.memory_mb, sandbox=config.sandbox)
+
+
+def verifier_key(name: str, settings: VerifySettings) -> str:
+    try:
+        return resolve_verifier(name).key(settings)
+    except RuntimeError as err:  # verify.sandbox=bwrap where bubblewrap cannot run
+        raise ConfigError(str(err)) from None
+
+
+def read_payloads(store: RunStore, verifier: Verifier) -> dict[str, dict]:
+    """problem_id -> the verifier's payload columns; a one-line error if a column is missing."""
     problems = store.read_table(store.problems)
     missing = [c for c in verifier.payload_columns if c not in problems.column_names]
     if missing:
@@ -45,38 +87,86 @@ def _payloads(store: RunStore, verifier: Verifier) -> dict[str, dict]:
     return {pid: {c: values[i] for c, values in columns.items()} for i, pid in enumerate(ids)}
 
 
-def verify_unit(samples: pa.Table, payloads: dict[str, dict], verifier: Verifier) -> pa.Table:
+def verify_samples(samples: pa.Table, payloads: dict[str, dict], checker: Checker) -> tuple[pa.Table, int]:
+    """Verdict rows for `samples`, and how many checks ran: identical completions of one
+    problem are checked once and share the verdict."""
     rows = {name: [] for name in VERDICTS_SCHEMA.names}
+    seen: dict[tuple[str, str], object] = {}
     for pid, idx, text in zip(*(samples[c].to_pylist() for c in ("problem_id", "sample_idx", "text"))):
-        verdict = verifier.check(text, **payloads[pid])
+        verdict = seen.get((pid, text))
+        if verdict is None:
+            verdict = seen[(pid, text)] = checker.check(text, payloads[pid])
         rows["problem_id"].append(pid)
         rows["sample_idx"].append(idx)
         rows["passed"].append(verdict.passed)
         rows["status"].append(verdict.status)
         rows["answer"].append(verdict.answer)
         rows["detail"].append(verdict.detail)
-    return pa.table(rows, schema=VERDICTS_SCHEMA)
+    return pa.table(rows, schema=VERDICTS_SCHEMA), len(seen)
 
 
-def verify_run(store: RunStore, verifier_name: str) -> VerifySummary:
-    verifier = resolve_verifier(verifier_name)
-    sample_units = store.unit_ids("samples")
-    if not sample_units:
+class VerifyWorker:
+    """Verifies whole units; keeps one checker per verifier key and the payloads of one run."""
+
+    def __init__(self):
+        self._checkers: dict[str, Checker] = {}
+        self._payloads: dict[tuple[str, str], dict] = {}  # (root, verifier) -> payloads
+
+    def ready(self) -> bool:
+        return True
+
+    def _checker(self, verifier: Verifier, settings: VerifySettings) -> Checker:
+        key = verifier.key(settings)
+        if key not in self._checkers:
+            self._checkers[key] = verifier.open(settings)
+        return self._checkers[key]
+
+    def _payloads_of(self, store: RunStore, verifier: Verifier) -> dict:
+        cache_key = (store.root, verifier.name)
+        if cache_key not in self._payloads:
+            self._payloads = {cache_key: read_payloads(store, verifier)}
+        return self._payloads[cache_key]
+
+    def run_unit(self, task: VerifyTask) -> VerifyStats:
+        verifier = get_verifier(task.verifier)
+        store = task.store
+        samples = store.read_table(store.sample_unit(task.unit_id), columns=["problem_id", "sample_idx", "text"])
+        verdicts, checked = verify_samples(samples, self._payloads_of(store, verifier), self._checker(verifier, task.settings))
+        store.write_table(store.verdict_unit(verifier.key(task.settings), task.unit_id), verdicts, VERDICTS_SCHEMA)
+        statuses = Counter(verdicts["status"].to_pylist())
+        return VerifyStats(task.unit_id, verdicts.num_rows, sum(verdicts["passed"].to_pylist()), dict(statuses), checked)
+
+    def close(self) -> None:
+        for checker in self._checkers.values():
+            checker.close()
+        self._checkers = {}
+
+
+def pending_verification(store: RunStore, key: str) -> list[str]:
+    return sorted(store.unit_ids("samples") - store.unit_ids(f"verdicts/{key}"))
+
+
+def verify_run(store: RunStore, config: VerifyConfig, address: str | None = None, pool=None) -> VerifySummary:
+    """`troop verify`: verdicts for every sample unit that has none for this verifier's key."""
+    from jobs.verify_pool import VerifyPool
+
+    verifier = resolve_verifier(config.verifier)
+    settings = verify_settings(config)
+    key = verifier_key(config.verifier, settings)
+    if not store.unit_ids("samples"):
         raise StoreError(f"{store.root} has no samples/unit-*.parquet: generate first (troop generate)")
-    folder = f"verdicts/{verifier.key}"
-    todo = sorted(sample_units - store.unit_ids(folder))
-    summary = VerifySummary(verifier.key)
+    todo = pending_verification(store, key)
+    summary = VerifySummary(key)
     if not todo:
         return summary
-    payloads = _payloads(store, verifier)
+    read_payloads(store, verifier)  # a missing payload column fails here, before any pool starts
+    store.remove_stale_temporaries(f"verdicts/{key}")
     began = time.perf_counter()
-    for unit_id in todo:
-        samples = store.read_table(store.sample_unit(unit_id), columns=["problem_id", "sample_idx", "text"])
-        verdicts = verify_unit(samples, payloads, verifier)
-        store.write_table(store.verdict_unit(verifier.key, unit_id), verdicts, VERDICTS_SCHEMA)
-        summary.units += 1
-        summary.samples += verdicts.num_rows
-        summary.passed += sum(verdicts["passed"].to_pylist())
-        summary.statuses.update(verdicts["status"].to_pylist())
+    tasks = [VerifyTask(store, unit_id, verifier.name, settings) for unit_id in todo]
+    if pool is not None:
+        pool.run(tasks, summary.add)
+    else:
+        with VerifyPool.start(config.workers, address) as own:
+            own.run(tasks, summary.add)
     summary.seconds = time.perf_counter() - began
     return summary

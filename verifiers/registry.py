@@ -1,17 +1,79 @@
 """The verifier registry: names are part of the contract (`verify.verifier=NAME`).
 
-A verifier is a pure check of one sample against its problem's payload columns. Its key,
-`<name>-<hash>`, hashes its name, version and settings, so a changed verifier writes its
-verdicts beside the old ones instead of over them.
+A verifier checks one sample against its problem's payload columns. Each pool worker opens
+one `Checker` per verifier (a warm sandbox, a math helper process) and closes it at the end.
+The verifier's key, `<name>-<hash>`, hashes its name, version and the settings its verdicts
+depend on (limits, and for code the sandbox mode actually used), so a changed verifier writes
+its verdicts beside the old ones instead of over them.
 """
 
 import hashlib
 import json
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import asdict, dataclass
+from typing import Callable, Protocol
 
+from verifiers.code import check_stdio, check_unit_tests
+from verifiers.exact import check_exact
+from verifiers.math_answer import MathChecker
 from verifiers.numeric import check_numeric
+from verifiers.sandbox import Limits, Sandbox, probe_mode
 from verifiers.verdict import Verdict
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    """The `verify.*` settings that verdicts depend on (the pool size is not one of them)."""
+
+    timeout_s: float = 10.0  # per sample: a program's wall clock, or one math check
+    memory_mb: int = 1024  # a program's address space
+    sandbox: str = "auto"  # auto (bubblewrap, else rlimits with a warning) | bwrap | rlimits
+
+    def limits(self) -> Limits:
+        return Limits(timeout_s=self.timeout_s, memory_mb=self.memory_mb)
+
+
+class Checker(Protocol):
+    def check(self, text: str, payload: dict) -> Verdict: ...
+
+    def close(self) -> None: ...
+
+
+class FunctionChecker:
+    """A pure check(text, **payload)."""
+
+    def __init__(self, function: Callable[..., Verdict]):
+        self.function = function
+
+    def check(self, text: str, payload: dict) -> Verdict:
+        return self.function(text, **payload)
+
+    def close(self) -> None:
+        pass
+
+
+class SandboxChecker:
+    """check(text, sandbox=..., **payload) with this worker's warm sandbox."""
+
+    def __init__(self, function: Callable[..., Verdict], settings: VerifySettings):
+        self.function = function
+        self.sandbox = Sandbox(settings.limits(), settings.sandbox)
+
+    def check(self, text: str, payload: dict) -> Verdict:
+        return self.function(text, sandbox=self.sandbox, **payload)
+
+    def close(self) -> None:
+        self.sandbox.close()
+
+
+class MathAnswerChecker:
+    def __init__(self, settings: VerifySettings):
+        self.checker = MathChecker(settings.timeout_s)
+
+    def check(self, text: str, payload: dict) -> Verdict:
+        return self.checker.check(text, payload["answer"])
+
+    def close(self) -> None:
+        self.checker.close()
 
 
 @dataclass(frozen=True)
@@ -19,13 +81,14 @@ class Verifier:
     name: str
     version: str
     payload_columns: tuple[str, ...]  # problem columns the check reads, besides the sample
-    check: Callable[..., Verdict]  # check(text, **payload) -> Verdict
-    settings: dict[str, Any] = field(default_factory=dict)
+    open: Callable[[VerifySettings], Checker]  # one checker per pool worker
+    uses_sandbox: bool = False
 
-    @property
-    def key(self) -> str:
-        identity = json.dumps([self.name, self.version, self.settings], sort_keys=True)
-        return f"{self.name}-{hashlib.sha256(identity.encode()).hexdigest()[:10]}"
+    def key(self, settings: VerifySettings = VerifySettings()) -> str:
+        identity = asdict(settings)
+        identity["sandbox"] = probe_mode(settings.sandbox) if self.uses_sandbox else None
+        blob = json.dumps([self.name, self.version, identity], sort_keys=True)
+        return f"{self.name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
 VERIFIERS: dict[str, Verifier] = {}
@@ -45,4 +108,13 @@ def get_verifier(name: str) -> Verifier:
     return VERIFIERS[name]
 
 
-register(Verifier(name="numeric", version="1", payload_columns=("answer",), check=check_numeric))
+register(Verifier("numeric", "1", ("answer",), lambda settings: FunctionChecker(check_numeric)))
+register(Verifier("exact", "1", ("answer",), lambda settings: FunctionChecker(check_exact)))
+register(Verifier("math", "1", ("answer",), MathAnswerChecker))
+register(Verifier(
+    "unit_tests", "1", ("prompt", "test", "entry_point"),
+    lambda settings: SandboxChecker(check_unit_tests, settings), uses_sandbox=True,
+))
+register(Verifier(
+    "stdio", "1", ("test_cases",), lambda settings: SandboxChecker(check_stdio, settings), uses_sandbox=True,
+))

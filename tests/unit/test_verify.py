@@ -9,11 +9,27 @@ import pytest
 from jobs.errors import ConfigError, StoreError
 from jobs.measure import measure_run, per_problem_counts, write_metrics
 from jobs.store import RunStore
-from jobs.verify import resolve_verifier, verify_run
+from jobs.config import VerifyConfig
+from jobs.verify import VerifyWorker, resolve_verifier, verify_run, verify_settings
 from verifiers import VERDICTS_SCHEMA, get_verifier
 from workers.samples import SAMPLES_SCHEMA
 
-KEY = get_verifier("numeric").key
+KEY = get_verifier("numeric").key()
+
+
+class InlinePool:
+    """The verification pool's interface, one VerifyWorker in this process (no Ray)."""
+
+    def __init__(self):
+        self.worker = VerifyWorker()
+
+    def run(self, tasks, on_done):
+        for task in tasks:
+            on_done(self.worker.run_unit(task))
+
+
+def verify(store, verifier="numeric", **settings):
+    return verify_run(store, VerifyConfig(verifier=verifier, **settings), pool=InlinePool())
 PROBLEMS = pa.table({"problem_id": ["a", "b", "c"], "prompt": ["A?", "B?", "C?"], "answer": ["3", "10", "5"]})
 # unit id -> (problem_id, sample_idx, text, num_tokens)
 UNITS = {
@@ -42,7 +58,7 @@ def store(tmp_path) -> RunStore:
 
 
 def test_verify_writes_one_verdict_file_per_unit(store):
-    summary = verify_run(store, "numeric")
+    summary = verify(store, "numeric")
     assert store.unit_ids(f"verdicts/{KEY}") == {"u1", "u2"}
     assert sorted(os.listdir(store.path("verdicts", KEY))) == ["unit-u1.parquet", "unit-u2.parquet"]
     assert (summary.verifier_key, summary.units, summary.samples, summary.passed) == (KEY, 2, 10, 4)
@@ -50,7 +66,7 @@ def test_verify_writes_one_verdict_file_per_unit(store):
 
 
 def test_verdict_rows_are_exact(store):
-    verify_run(store, "numeric")
+    verify(store, "numeric")
     table = store.read_table(store.verdict_unit(KEY, "u1"))
     assert table.schema.equals(VERDICTS_SCHEMA)
     assert table.to_pydict() == {
@@ -66,17 +82,17 @@ def test_verdict_rows_are_exact(store):
 
 
 def test_second_verify_verifies_nothing_new(store):
-    verify_run(store, "numeric")
+    verify(store, "numeric")
     before = {u: os.stat(store.verdict_unit(KEY, u)).st_mtime_ns for u in ("u1", "u2")}
-    again = verify_run(store, "numeric")
+    again = verify(store, "numeric")
     assert (again.units, again.samples, again.passed, dict(again.statuses)) == (0, 0, 0, {})
     assert {u: os.stat(store.verdict_unit(KEY, u)).st_mtime_ns for u in ("u1", "u2")} == before
 
 
 def test_verify_picks_up_only_new_units(store):
-    verify_run(store, "numeric")
+    verify(store, "numeric")
     store.write_table(store.sample_unit("u3"), samples_of([("a", 4, "#### 3", 1), ("b", 3, "#### 9", 1)]), SAMPLES_SCHEMA)
-    summary = verify_run(store, "numeric")
+    summary = verify(store, "numeric")
     assert (summary.units, summary.samples, summary.passed) == (1, 2, 1)
     assert store.unit_ids(f"verdicts/{KEY}") == {"u1", "u2", "u3"}
 
@@ -86,7 +102,7 @@ def test_missing_payload_column_is_a_config_error(tmp_path):
     store.write_table(store.problems, PROBLEMS.drop_columns(["answer"]))
     store.write_table(store.sample_unit("u1"), samples_of(UNITS["u1"]), SAMPLES_SCHEMA)
     with pytest.raises(ConfigError) as caught:
-        verify_run(store, "numeric")
+        verify(store, "numeric")
     assert "answer" in str(caught.value) and "'numeric'" in str(caught.value)
     assert store.unit_ids(f"verdicts/{KEY}") == set()
 
@@ -95,12 +111,12 @@ def test_no_samples_is_a_store_error(tmp_path):
     store = RunStore(str(tmp_path / "run"))
     store.write_table(store.problems, PROBLEMS)
     with pytest.raises(StoreError, match="samples/unit-"):
-        verify_run(store, "numeric")
+        verify(store, "numeric")
 
 
 def test_unknown_verifier_is_a_config_error_listing_the_names(store):
     with pytest.raises(ConfigError) as caught:
-        verify_run(store, "numerik")
+        verify(store, "numerik")
     assert "verify.verifier" in str(caught.value) and "numeric" in str(caught.value)
     with pytest.raises(ConfigError):
         resolve_verifier("")
@@ -110,14 +126,14 @@ def test_unknown_verifier_is_a_config_error_listing_the_names(store):
 
 
 def test_per_problem_counts(store):
-    verify_run(store, "numeric")
+    verify(store, "numeric")
     verdicts = pa.concat_tables(store.read_table(store.verdict_unit(KEY, u)) for u in ("u2", "u1"))
     ids, n, c = per_problem_counts(verdicts)
     assert (ids, n.tolist(), c.tolist()) == (["a", "b", "c"], [4, 3, 3], [2, 2, 0])
 
 
 def test_measure_gives_exact_pass_at_k_and_counts(store):
-    verify_run(store, "numeric")
+    verify(store, "numeric")
     metrics = measure_run(store, KEY)
     assert metrics["verifier"] == KEY
     assert list(metrics["pass_at_k"]) == ["1", "2", "3"]  # up to the smallest n
@@ -134,7 +150,28 @@ def test_measure_without_verdicts_is_a_store_error(store):
 
 
 def test_metrics_json_holds_the_metrics(store):
-    verify_run(store, "numeric")
+    verify(store, "numeric")
     metrics = measure_run(store, KEY)
     write_metrics(store, metrics)
     assert json.loads(store.read_text(store.metrics_json)) == metrics
+
+
+def test_identical_completions_of_a_problem_are_checked_once(tmp_path):
+    store = RunStore(str(tmp_path / "run"))
+    store.write_table(store.problems, PROBLEMS)
+    rows = [("a", 0, "#### 3", 1), ("a", 1, "#### 3", 1), ("a", 2, "#### 4", 1), ("b", 0, "#### 3", 1), ("a", 3, "#### 3", 1)]
+    store.write_table(store.sample_unit("u1"), samples_of(rows), SAMPLES_SCHEMA)
+    summary = verify(store)
+    assert (summary.samples, summary.checked, summary.passed) == (5, 3, 3)
+    assert store.read_table(store.verdict_unit(KEY, "u1"))["passed"].to_pylist() == [True, True, False, False, True]
+
+
+def test_a_changed_setting_verifies_beside_the_old_verdicts(store):
+    verify(store)
+    first = {u: os.stat(store.verdict_unit(KEY, u)).st_mtime_ns for u in ("u1", "u2")}
+    changed = verify(store, timeout_s=3.0)
+    new_key = get_verifier("numeric").key(verify_settings(VerifyConfig(timeout_s=3.0)))
+    assert (changed.verifier_key, changed.units) == (new_key, 2)
+    assert sorted(os.listdir(store.path("verdicts"))) == sorted([KEY, new_key])
+    assert {u: os.stat(store.verdict_unit(KEY, u)).st_mtime_ns for u in ("u1", "u2")} == first
+    assert verify(store, timeout_s=3.0).units == 0

