@@ -44,6 +44,10 @@ def print_generate(summary) -> None:
 
 
 def print_verify(summary) -> None:
+    if summary.gold_self_check is not None:
+        agree, total = summary.gold_self_check
+        share = agree / total if total else 1.0
+        out.print(f"gold self-check: {agree:,} of {total:,} gold answers verify as themselves ({share:.1%})")
     if not summary.units:
         out.print(f"verified 0 units with {summary.verifier_key}: every unit already has its verdicts")
         return

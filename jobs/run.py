@@ -14,7 +14,8 @@ from jobs.config import JobConfig
 from jobs.generate import GenerateSummary, execute, plan_run, start_pool
 from jobs.pool import GenerationPool, init_ray
 from jobs.verify import (
-    VerifySummary, VerifyTask, pending_verification, resolve_verifier, verifier_key, verify_settings,
+    VerifySummary, VerifyTask, gold_self_check, pending_verification, resolve_verifier, verifier_key,
+    verify_settings,
 )
 from jobs.verify_pool import VerifyPool
 
@@ -61,6 +62,7 @@ def generate_and_verify(config: JobConfig, pool: GenerationPool | None = None) -
     plan = plan_run(config, required)  # every input check before an engine starts
     store = plan.store
     summary = VerifySummary(key)
+    summary.gold_self_check = gold_self_check(plan.problems, verifier, settings)
     init_ray(config.cluster.address)
     # Generation first: its actors take the GPUs and their CPUs; verification gets what is left.
     own_pool = start_pool(config) if pool is None and plan.todo else None

@@ -46,6 +46,7 @@ class VerifySummary:
     statuses: Counter = field(default_factory=Counter)
     seconds: float = 0.0
     during_generation: int = 0  # units verified before the last sample unit landed (troop run)
+    gold_self_check: tuple[int, int] | None = None  # (gold answers that verify as themselves, all)
 
     def add(self, stats: VerifyStats) -> None:
         self.units += 1
@@ -142,6 +143,20 @@ class VerifyWorker:
         self._checkers = {}
 
 
+def gold_self_check(problems: pa.Table, verifier: Verifier, settings: VerifySettings) -> tuple[int, int] | None:
+    """How many gold answers pass when checked as completions, of how many; None for
+    verifiers without a gold answer. Below 100% means the checker misreads some gold answers."""
+    if verifier.gold_as_completion is None or "answer" not in problems.column_names:
+        return None
+    answers = [a for a in problems["answer"].to_pylist() if a is not None]
+    checker = verifier.open(settings)
+    try:
+        agree = sum(checker.check(verifier.gold_as_completion(str(a)), {"answer": a}).passed for a in answers)
+    finally:
+        checker.close()
+    return agree, len(answers)
+
+
 def pending_verification(store: RunStore, key: str) -> list[str]:
     return sorted(store.unit_ids("samples") - store.unit_ids(f"verdicts/{key}"))
 
@@ -160,6 +175,7 @@ def verify_run(store: RunStore, config: VerifyConfig, address: str | None = None
     if not todo:
         return summary
     read_payloads(store, verifier)  # a missing payload column fails here, before any pool starts
+    summary.gold_self_check = gold_self_check(store.read_table(store.problems), verifier, settings)
     store.remove_stale_temporaries(f"verdicts/{key}")
     began = time.perf_counter()
     tasks = [VerifyTask(store, unit_id, verifier.name, settings) for unit_id in todo]

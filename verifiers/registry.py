@@ -10,7 +10,7 @@ its verdicts beside the old ones instead of over them.
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from typing import Callable, Protocol
+from typing import Callable, Optional, Protocol
 
 from verifiers.code import check_stdio, check_unit_tests
 from verifiers.exact import check_exact
@@ -83,6 +83,9 @@ class Verifier:
     payload_columns: tuple[str, ...]  # problem columns the check reads, besides the sample
     open: Callable[[VerifySettings], Checker]  # one checker per pool worker
     uses_sandbox: bool = False
+    # Answer checkers: the gold answer written as a completion, for the self-check (every gold
+    # answer must verify against itself; the rate is reported).
+    gold_as_completion: Optional[Callable[[str], str]] = None
 
     def key(self, settings: VerifySettings = VerifySettings()) -> str:
         identity = asdict(settings)
@@ -108,9 +111,13 @@ def get_verifier(name: str) -> Verifier:
     return VERIFIERS[name]
 
 
-register(Verifier("numeric", "1", ("answer",), lambda settings: FunctionChecker(check_numeric)))
-register(Verifier("exact", "1", ("answer",), lambda settings: FunctionChecker(check_exact)))
-register(Verifier("math", "1", ("answer",), MathAnswerChecker))
+def _boxed(answer: str) -> str:
+    return answer if "$" in answer or "\\boxed" in answer else f"\\boxed{{{answer}}}"
+
+
+register(Verifier("numeric", "1", ("answer",), lambda settings: FunctionChecker(check_numeric), gold_as_completion=str))
+register(Verifier("exact", "1", ("answer",), lambda settings: FunctionChecker(check_exact), gold_as_completion=str))
+register(Verifier("math", "1", ("answer",), MathAnswerChecker, gold_as_completion=_boxed))
 register(Verifier(
     "unit_tests", "1", ("prompt", "test", "entry_point"),
     lambda settings: SandboxChecker(check_unit_tests, settings), uses_sandbox=True,

@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+from verifiers import get_verifier
 from verifiers.exact import check_exact, choice_letter, normalize
 from verifiers.math_answer import MathChecker
 
@@ -109,8 +110,10 @@ def test_math_no_answer_and_bad_gold(math_checker):
 
 def test_every_gold_answer_verifies_against_itself(math_checker):
     golds = sorted({gold for _, gold, _ in MATH.values()})
-    agree = [g for g in golds if math_checker.check(f"\\boxed{{{g}}}", g).passed]
+    as_completion = get_verifier("math").gold_as_completion
+    agree = [g for g in golds if math_checker.check(as_completion(g), g).passed]
     assert agree == golds
+    assert as_completion("\\frac12") == "\\boxed{\\frac12}" and as_completion("$x$") == "$x$"
 
 
 def test_a_check_that_overruns_is_killed_and_the_next_one_works():

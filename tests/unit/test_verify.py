@@ -10,7 +10,7 @@ from jobs.errors import ConfigError, StoreError
 from jobs.measure import measure_run, per_problem_counts, write_metrics
 from jobs.store import RunStore
 from jobs.config import VerifyConfig
-from jobs.verify import VerifyWorker, resolve_verifier, verify_run, verify_settings
+from jobs.verify import VerifyWorker, gold_self_check, resolve_verifier, verify_run, verify_settings
 from verifiers import VERDICTS_SCHEMA, get_verifier
 from workers.samples import SAMPLES_SCHEMA
 
@@ -175,3 +175,16 @@ def test_a_changed_setting_verifies_beside_the_old_verdicts(store):
     assert sorted(os.listdir(store.path("verdicts"))) == sorted([KEY, new_key])
     assert {u: os.stat(store.verdict_unit(KEY, u)).st_mtime_ns for u in ("u1", "u2")} == first
     assert verify(store, timeout_s=3.0).units == 0
+
+
+def test_gold_self_check_counts_gold_answers_that_verify_as_themselves():
+    problems = pa.table({"problem_id": ["a", "b", "c"], "answer": ["3", "$1,000", "no number"]})
+    settings = verify_settings(VerifyConfig())
+    assert gold_self_check(problems, get_verifier("numeric"), settings) == (2, 3)
+    assert gold_self_check(problems, get_verifier("exact"), settings) == (3, 3)
+    assert gold_self_check(problems.drop_columns(["answer"]), get_verifier("numeric"), settings) is None
+    assert gold_self_check(problems, get_verifier("unit_tests"), settings) is None
+
+
+def test_verify_reports_the_gold_self_check(store):
+    assert verify(store).gold_self_check == (3, 3)
