@@ -212,3 +212,16 @@ def test_auto_falls_back_to_rlimits_loudly_once_where_bwrap_fails(monkeypatch, c
             probe_mode("bwrap")
     finally:
         sandbox_module.probe_mode.cache_clear()
+
+
+def test_an_exception_that_breaks_its_own_str(sandbox):
+    body = "class Weird(Exception):\n    def __str__(self):\n        raise ValueError('no')\nraise Weird()"
+    verdict, _ = verdict_of(sandbox, hostile(body))
+    assert (verdict.passed, verdict.status, verdict.detail) == (False, "fail", "Weird")
+    assert_still_healthy(sandbox)
+
+
+def test_the_traceback_names_the_failing_line(sandbox):
+    run = sandbox.run("def f():\n    raise KeyError('k')\n\nf()\n")
+    assert run.result == "exception KeyError: 'k'"
+    assert 'File "<sample>", line 2, in f' in run.stderr and run.stderr.endswith("KeyError: 'k'\n")
