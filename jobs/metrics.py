@@ -62,3 +62,187 @@ def mean_pass_at_k(n, c, ks: list[int]) -> dict[int, float]:
         if kept.size:
             curve[k] = float(kept.mean())
     return curve
+
+
+def rank_weights(n: int, k: int) -> np.ndarray:
+    """w[r-1] = C(n-r, k-1) / C(n, k): the chance that the sample ranked r of n is the best of a
+    uniformly random k-subset. Sums to 1; zero past rank n-k+1."""
+    from scipy.special import gammaln
+
+    r = np.arange(1, n + 1)
+    weights = np.zeros(n)
+    live = r <= n - k + 1
+    rl = r[live]
+    log_numerator = gammaln(n - rl + 1) - gammaln(k) - gammaln(n - rl - k + 2)  # log C(n-r, k-1)
+    log_denominator = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)  # log C(n, k)
+    log_w = log_numerator - log_denominator
+    weights[live] = np.exp(log_w)
+    return weights
+
+
+def best_of_k(scores, correct, k: int) -> float:
+    """Expected correctness of the highest-scoring sample of a uniformly random k-subset of one
+    problem's samples; ties in score are broken uniformly (a tied group counts its mean)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    n = scores.size
+    if n < k:
+        return float("nan")
+    order = np.argsort(-scores, kind="stable")
+    ranked_scores, ranked_correct = scores[order], correct[order]
+    # Tied scores: every member of a tie group is equally likely to be the one kept.
+    starts = np.flatnonzero(np.r_[True, ranked_scores[1:] != ranked_scores[:-1]])
+    sizes = np.diff(np.r_[starts, n])
+    group_means = np.add.reduceat(ranked_correct, starts) / sizes
+    return float(np.dot(rank_weights(n, k), np.repeat(group_means, sizes)))
+
+
+def _vote_share(counts: np.ndarray, target: int, k: int, free: int) -> float:
+    """Σ over k-subsets (as a fraction of C(n, k)) of the share of the plurality vote that goes to
+    answer `target`: subsets where it has the most votes, 1/(1+t) where it ties with t others.
+    `counts` are the votes per answer, `free` the samples without an answer (drawn, no vote)."""
+    from math import comb
+
+    n = int(counts.sum()) + free
+    others = [int(m) for i, m in enumerate(counts) if i != target]
+    total = 0.0
+    for x in range(1, min(int(counts[target]), k) + 1):
+        # ways[t][s]: ways to draw s samples from the other answers, each fewer than x votes
+        # except t of them with exactly x (ties).
+        ways = np.zeros((len(others) + 1, k - x + 1), dtype=object)
+        ways[0, 0] = 1
+        for m in others:
+            nxt = np.zeros_like(ways)
+            for j in range(0, min(m, x) + 1):
+                if j > k - x:
+                    break
+                tie = 1 if j == x else 0
+                shifted = ways[: ways.shape[0] - tie, : ways.shape[1] - j] * comb(m, j)
+                nxt[tie:, j:] += shifted
+            ways = nxt
+        drawn = sum(
+            ways[t, s] * comb(free, k - x - s) * comb(int(counts[target]), x) / (t + 1)
+            for t in range(ways.shape[0]) for s in range(ways.shape[1]) if ways[t, s]
+        )
+        total += drawn
+    return float(total / comb(n, k))
+
+
+def majority_at_k(answers, correct, k: int, exact_budget: int = 2_000_000, draws: int = 20_000, seed: int = 0):
+    """Expected accuracy of a plurality vote over `answers` (None: no vote) in a uniformly random
+    k-subset of one problem's samples, ties broken uniformly. Returns (value, standard error):
+    exact (error 0.0) when the dynamic program over answer counts fits `exact_budget`, else a
+    seeded Monte Carlo estimate over `draws` subsets with its standard error."""
+    answers = list(answers)
+    correct = np.asarray(correct, dtype=np.float64)
+    n = len(answers)
+    if n < k:
+        return float("nan"), float("nan")
+    groups: dict = {}
+    for answer, ok in zip(answers, correct):
+        if answer is not None:
+            groups.setdefault(answer, []).append(ok)
+    labels = list(groups)
+    counts = np.array([len(groups[a]) for a in labels], dtype=np.int64)
+    worth = np.array([np.mean(groups[a]) for a in labels])
+    free = n - int(counts.sum())
+    candidates = [i for i in range(len(labels)) if worth[i] > 0]
+    cost = len(candidates) * len(labels) * k * k * max(1, len(labels))
+    if cost <= exact_budget:
+        value = sum(worth[i] * _vote_share(counts, i, k, free) for i in candidates)
+        return float(value), 0.0
+    return _majority_monte_carlo(labels, answers, correct, worth, k, draws, seed)
+
+
+def _majority_monte_carlo(labels, answers, correct, worth, k, draws, seed):
+    rng = np.random.default_rng(seed)
+    index = {a: i for i, a in enumerate(labels)}
+    coded = np.array([index[a] if a is not None else -1 for a in answers])
+    outcomes = np.empty(draws)
+    for d in range(draws):
+        picked = coded[rng.choice(coded.size, size=k, replace=False)]
+        votes = np.bincount(picked[picked >= 0], minlength=len(labels))
+        if votes.size == 0 or votes.max() == 0:
+            outcomes[d] = 0.0
+            continue
+        winners = np.flatnonzero(votes == votes.max())
+        outcomes[d] = worth[winners].mean()
+    return float(outcomes.mean()), float(outcomes.std(ddof=1) / np.sqrt(draws))
+
+
+def weighted_at_k(answers, weights, correct, k: int, exact_budget: int = 200_000, draws: int = 20_000, seed: int = 0):
+    """Expected accuracy of a weighted vote in a uniformly random k-subset of one problem's
+    samples: each answer (None: no vote) scores the sum of its samples' `weights` (positive:
+    use exp(mean log-probability) for the default score), the highest sum wins, ties are broken
+    uniformly. Returns (value, standard error): exact by enumerating the C(n, k) subsets when
+    that fits `exact_budget`, else a seeded Monte Carlo estimate."""
+    from itertools import combinations
+    from math import comb
+
+    answers = list(answers)
+    n = len(answers)
+    if n < k:
+        return float("nan"), float("nan")
+    labels = sorted({a for a in answers if a is not None}, key=str)
+    index = {a: i for i, a in enumerate(labels)}
+    coded = np.array([index[a] if a is not None else -1 for a in answers])
+    weights = np.asarray(weights, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    worth = np.array([correct[coded == i].mean() for i in range(len(labels))])
+
+    def outcome(picked: np.ndarray) -> float:
+        voting = picked[coded[picked] >= 0]
+        if voting.size == 0:
+            return 0.0
+        sums = np.bincount(coded[voting], weights=weights[voting], minlength=len(labels))
+        present = np.bincount(coded[voting], minlength=len(labels)) > 0
+        best = sums[present].max()
+        winners = np.flatnonzero(present & (sums == best))
+        return float(worth[winners].mean())
+
+    if comb(n, k) <= exact_budget:
+        values = [outcome(np.array(subset)) for subset in combinations(range(n), k)]
+        return float(np.mean(values)), 0.0
+    rng = np.random.default_rng(seed)
+    values = np.array([outcome(rng.choice(n, size=k, replace=False)) for _ in range(draws)])
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(draws))
+
+
+def bootstrap_ci(per_problem: np.ndarray, resamples: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean over problems (problems resampled with
+    replacement); NaN entries (problems without a value) are left out."""
+    values = np.asarray(per_problem, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, values.size, size=(resamples, values.size))
+    means = values[picks].mean(axis=1)
+    tail = (1 - level) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def fit_scaling(ks, coverage) -> dict:
+    """Fits coverage(k) = exp(a * k**b) (the exponentiated power law of arXiv 2407.21787: with
+    a < 0 and b < 0, log coverage rises toward 0 as a power of k) by least squares on
+    log(-log coverage) = log(-a) + b log k (points at coverage 0 or 1 carry no information
+    there and are left out). Returns a, b, the RMSE of the fitted curve against the measured
+    one, and how many points were fitted."""
+    ks = np.asarray(ks, dtype=np.float64)
+    coverage = np.asarray(coverage, dtype=np.float64)
+    usable = (coverage > 0) & (coverage < 1)
+    if usable.sum() < 2:
+        return {"a": None, "b": None, "rmse": None, "points": int(usable.sum())}
+    x = np.log(ks[usable])
+    y = np.log(-np.log(coverage[usable]))
+    b, log_minus_a = np.polyfit(x, y, 1)
+    a = -float(np.exp(log_minus_a))
+    fitted = np.exp(a * ks ** b)
+    rmse = float(np.sqrt(np.mean((fitted - coverage) ** 2)))
+    return {"a": a, "b": float(b), "rmse": rmse, "points": int(usable.sum())}
+
+
+def scaling_curve(a: float, b: float, ks) -> np.ndarray:
+    """coverage(k) = exp(a * k**b) for the fitted a, b."""
+    return np.exp(a * np.asarray(ks, dtype=np.float64) ** b)

@@ -74,7 +74,10 @@ def generate_and_verify(config: JobConfig, pool: GenerationPool | None = None) -
             for unit_id in pending_verification(store, key):
                 feed.put(VerifyTask(store, unit_id, verifier.name, settings))
             try:
-                generated = execute(plan, pool or own_pool, lambda uid: feed.put(VerifyTask(store, uid, verifier.name, settings)))
+                def landed(unit_id: str) -> None:
+                    feed.put(VerifyTask(store, unit_id, verifier.name, settings))
+
+                generated = execute(plan, pool or own_pool, landed)
                 summary.during_generation = summary.units
             finally:
                 if own_pool is not None:

@@ -132,10 +132,12 @@ class VerifyWorker:
         verifier = get_verifier(task.verifier)
         store = task.store
         samples = store.read_table(store.sample_unit(task.unit_id), columns=["problem_id", "sample_idx", "text"])
-        verdicts, checked = verify_samples(samples, self._payloads_of(store, verifier), self._checker(verifier, task.settings))
+        checker = self._checker(verifier, task.settings)
+        verdicts, checked = verify_samples(samples, self._payloads_of(store, verifier), checker)
         store.write_table(store.verdict_unit(verifier.key(task.settings), task.unit_id), verdicts, VERDICTS_SCHEMA)
         statuses = Counter(verdicts["status"].to_pylist())
-        return VerifyStats(task.unit_id, verdicts.num_rows, sum(verdicts["passed"].to_pylist()), dict(statuses), checked)
+        passed = sum(verdicts["passed"].to_pylist())
+        return VerifyStats(task.unit_id, verdicts.num_rows, passed, dict(statuses), checked)
 
     def close(self) -> None:
         for checker in self._checkers.values():

@@ -35,7 +35,10 @@ def failure_verdict(run: RunResult, answer: str, what: str = "") -> Verdict:
     """The verdict of a program that did not complete, from how it ended."""
     prefix = f"{what}: " if what else ""
     if run.sandbox_died:
-        status, detail = ("timeout", "wall-clock limit") if run.timed_out else ("error", "the program killed its sandbox")
+        if run.timed_out:
+            status, detail = "timeout", "wall-clock limit"
+        else:
+            status, detail = "error", "the program killed its sandbox"
     elif run.timed_out:
         status, detail = "timeout", f"wall-clock limit ({run.seconds:.1f} s)"
     elif run.output_limit:
@@ -100,7 +103,8 @@ def check_stdio(text: str, test_cases, sandbox: Sandbox) -> Verdict:
         if not run.completed:
             return failure_verdict(run, answer, f"case {i}")
         if not outputs_match(str(case["output"]), run.stdout):
-            return Verdict(False, "fail", answer, f"case {i}: wrong output {_clip(run.stdout)!r}, expected {_clip(str(case['output']))!r}")
+            expected = _clip(str(case["output"]))
+            return Verdict(False, "fail", answer, f"case {i}: wrong output {_clip(run.stdout)!r}, expected {expected!r}")
     return Verdict(True, "pass", answer, f"{len(cases)} cases")
 
 

@@ -213,7 +213,10 @@ def sweep(workdir: str) -> None:
         for folder in ("/tmp", "/dev/shm"):
             for name in os.listdir(folder) if os.path.isdir(folder) else ():
                 path = os.path.join(folder, name)
-                shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) and not os.path.islink(path) else _unlink(path)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    _unlink(path)
     else:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -1,0 +1,145 @@
+"""Selection metrics (best-of-k by a score, majority vote@k) against brute force: the average
+over every k-subset, enumerated."""
+
+from itertools import combinations
+
+import numpy as np
+import pytest
+
+from jobs.metrics import (
+    best_of_k, bootstrap_ci, fit_scaling, majority_at_k, rank_weights, scaling_curve, weighted_at_k,
+)
+
+
+def brute_best_of_k(scores, correct, k):
+    values = []
+    for subset in combinations(range(len(scores)), k):
+        top = max(scores[i] for i in subset)
+        tied = [correct[i] for i in subset if scores[i] == top]
+        values.append(sum(tied) / len(tied))
+    return float(np.mean(values))
+
+
+def brute_majority(answers, correct_by_answer, k):
+    values = []
+    for subset in combinations(range(len(answers)), k):
+        votes = {}
+        for i in subset:
+            if answers[i] is not None:
+                votes[answers[i]] = votes.get(answers[i], 0) + 1
+        if not votes:
+            values.append(0.0)
+            continue
+        top = max(votes.values())
+        winners = [a for a, v in votes.items() if v == top]
+        values.append(sum(correct_by_answer[a] for a in winners) / len(winners))
+    return float(np.mean(values))
+
+
+def random_case(rng, n):
+    scores = rng.integers(0, 4, size=n).astype(float)  # few values: many ties
+    correct = rng.random(n) < 0.4
+    pool = ["a", "b", "c", "d", None]
+    answers = [pool[i] for i in rng.integers(0, len(pool), size=n)]
+    return scores, correct, answers
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_best_of_k_equals_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 13))
+    scores, correct, _ = random_case(rng, n)
+    for k in range(1, n + 1):
+        assert best_of_k(scores, correct, k) == pytest.approx(brute_best_of_k(scores, correct, k), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_majority_at_k_equals_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 13))
+    _, _, answers = random_case(rng, n)
+    right = {"a": 1.0, "b": 0.0, "c": 1.0, "d": 0.0}
+    correct = [right.get(a, 0.0) for a in answers]
+    for k in range(1, n + 1):
+        value, error = majority_at_k(answers, correct, k)
+        assert error == 0.0
+        assert value == pytest.approx(brute_majority(answers, right, k), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_majority_monte_carlo_is_within_its_stated_error(seed):
+    rng = np.random.default_rng(100 + seed)
+    n = 12
+    _, _, answers = random_case(rng, n)
+    right = {"a": 1.0, "b": 0.0, "c": 1.0, "d": 0.0}
+    correct = [right.get(a, 0.0) for a in answers]
+    for k in (3, 6, 9):
+        value, error = majority_at_k(answers, correct, k, exact_budget=0, draws=4000, seed=seed)
+        assert error > 0
+        assert abs(value - brute_majority(answers, right, k)) < 4 * error + 1e-9
+
+
+def test_rank_weights_sum_to_one_and_match_the_closed_form():
+    from math import comb
+
+    for n, k in [(1, 1), (5, 2), (12, 12), (50, 7)]:
+        w = rank_weights(n, k)
+        assert w.sum() == pytest.approx(1.0, abs=1e-12)
+        assert w.tolist() == pytest.approx([comb(n - r, k - 1) / comb(n, k) for r in range(1, n + 1)], abs=1e-12)
+    assert rank_weights(100_000, 1000).sum() == pytest.approx(1.0, abs=1e-9)
+
+
+def test_fewer_samples_than_k_has_no_value():
+    assert np.isnan(best_of_k([1.0], [True], 2))
+    assert np.isnan(majority_at_k(["a"], [1.0], 2)[0])
+
+
+def brute_weighted(answers, weights, correct_by_answer, k):
+    values = []
+    for subset in combinations(range(len(answers)), k):
+        sums = {}
+        for i in subset:
+            if answers[i] is not None:
+                sums[answers[i]] = sums.get(answers[i], 0.0) + weights[i]
+        if not sums:
+            values.append(0.0)
+            continue
+        top = max(sums.values())
+        winners = [a for a, s in sums.items() if s == top]
+        values.append(sum(correct_by_answer[a] for a in winners) / len(winners))
+    return float(np.mean(values))
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_weighted_at_k_equals_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 11))
+    _, _, answers = random_case(rng, n)
+    weights = rng.integers(1, 4, size=n).astype(float)  # small integers: ties happen
+    right = {"a": 1.0, "b": 0.0, "c": 1.0, "d": 0.0}
+    correct = [right.get(a, 0.0) for a in answers]
+    for k in range(1, n + 1):
+        value, error = weighted_at_k(answers, weights, correct, k)
+        assert error == 0.0
+        assert value == pytest.approx(brute_weighted(answers, weights, right, k), abs=1e-12)
+        mc, mc_error = weighted_at_k(answers, weights, correct, k, exact_budget=0, draws=3000, seed=seed)
+        assert abs(mc - value) <= 4 * mc_error + 1e-9
+
+
+def test_fit_recovers_known_parameters():
+    ks = np.array([1, 2, 4, 8, 16, 32, 64, 128, 256])
+    fit = fit_scaling(ks, scaling_curve(-1.7, -0.35, ks))
+    assert fit["a"] == pytest.approx(-1.7, rel=1e-9) and fit["b"] == pytest.approx(-0.35, rel=1e-9)
+    assert fit["rmse"] < 1e-12 and fit["points"] == 9
+
+
+def test_fit_needs_two_usable_points():
+    assert fit_scaling([1, 2], [1.0, 1.0])["a"] is None
+
+
+def test_bootstrap_interval_brackets_the_mean():
+    values = np.random.default_rng(0).random(500)
+    low, high = bootstrap_ci(values, seed=1)
+    assert low < values.mean() < high and high - low < 0.1
+    assert bootstrap_ci(values, seed=1) == (low, high)  # seeded
+    assert bootstrap_ci(np.array([0.5, np.nan]), resamples=50) == (0.5, 0.5)
