@@ -109,30 +109,29 @@ def _vote_share(counts: np.ndarray, target: int, k: int, free: int) -> float:
     for x in range(1, min(int(counts[target]), k) + 1):
         # ways[t][s]: ways to draw s samples from the other answers, each fewer than x votes
         # except t of them with exactly x (ties).
-        ways = np.zeros((len(others) + 1, k - x + 1), dtype=object)
-        ways[0, 0] = 1
+        ways = np.zeros((len(others) + 1, k - x + 1))
+        ways[0, 0] = 1.0
         for m in others:
             nxt = np.zeros_like(ways)
             for j in range(0, min(m, x) + 1):
                 if j > k - x:
                     break
                 tie = 1 if j == x else 0
-                shifted = ways[: ways.shape[0] - tie, : ways.shape[1] - j] * comb(m, j)
+                shifted = ways[: ways.shape[0] - tie, : ways.shape[1] - j] * float(comb(m, j))
                 nxt[tie:, j:] += shifted
             ways = nxt
-        drawn = sum(
-            ways[t, s] * comb(free, k - x - s) * comb(int(counts[target]), x) / (t + 1)
-            for t in range(ways.shape[0]) for s in range(ways.shape[1]) if ways[t, s]
-        )
-        total += drawn
-    return float(total / comb(n, k))
+        free_ways = np.array([float(comb(free, k - x - s)) for s in range(ways.shape[1])])
+        tie_share = 1.0 / np.arange(1, ways.shape[0] + 1)
+        total += float(comb(int(counts[target]), x)) * float(tie_share @ ways @ free_ways)
+    return total / float(comb(n, k))
 
 
 def majority_at_k(answers, correct, k: int, exact_budget: int = 2_000_000, draws: int = 20_000, seed: int = 0):
     """Expected accuracy of a plurality vote over `answers` (None: no vote) in a uniformly random
     k-subset of one problem's samples, ties broken uniformly. Returns (value, standard error):
-    exact (error 0.0) when the dynamic program over answer counts fits `exact_budget`, else a
-    seeded Monte Carlo estimate over `draws` subsets with its standard error."""
+    exact (error 0.0, up to float rounding) when the dynamic program over answer counts fits
+    `exact_budget` and C(n, k) fits a float (n <= 1000), else a seeded Monte Carlo estimate over
+    `draws` subsets with its standard error."""
     answers = list(answers)
     correct = np.asarray(correct, dtype=np.float64)
     n = len(answers)
@@ -148,7 +147,7 @@ def majority_at_k(answers, correct, k: int, exact_budget: int = 2_000_000, draws
     free = n - int(counts.sum())
     candidates = [i for i in range(len(labels)) if worth[i] > 0]
     cost = len(candidates) * len(labels) * k * k * max(1, len(labels))
-    if cost <= exact_budget:
+    if cost <= exact_budget and n <= 1000:
         value = sum(worth[i] * _vote_share(counts, i, k, free) for i in candidates)
         return float(value), 0.0
     return _majority_monte_carlo(labels, answers, correct, worth, k, draws, seed)
