@@ -64,19 +64,22 @@ def mean_pass_at_k(n, c, ks: list[int]) -> dict[int, float]:
     return curve
 
 
+def _log_rank_weight(n: np.ndarray, r: np.ndarray, k: int) -> np.ndarray:
+    """log(C(n-r, k-1) / C(n, k)), for ranks r <= n-k+1."""
+    from scipy.special import gammaln
+
+    log_numerator = gammaln(n - r + 1) - gammaln(k) - gammaln(n - r - k + 2)  # log C(n-r, k-1)
+    log_denominator = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)  # log C(n, k)
+    return log_numerator - log_denominator
+
+
 def rank_weights(n: int, k: int) -> np.ndarray:
     """w[r-1] = C(n-r, k-1) / C(n, k): the chance that the sample ranked r of n is the best of a
     uniformly random k-subset. Sums to 1; zero past rank n-k+1."""
-    from scipy.special import gammaln
-
     r = np.arange(1, n + 1)
     weights = np.zeros(n)
     live = r <= n - k + 1
-    rl = r[live]
-    log_numerator = gammaln(n - rl + 1) - gammaln(k) - gammaln(n - rl - k + 2)  # log C(n-r, k-1)
-    log_denominator = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)  # log C(n, k)
-    log_w = log_numerator - log_denominator
-    weights[live] = np.exp(log_w)
+    weights[live] = np.exp(_log_rank_weight(np.full(live.sum(), n), r[live], k))
     return weights
 
 
@@ -84,17 +87,9 @@ def best_of_k(scores, correct, k: int) -> float:
     """Expected correctness of the highest-scoring sample of a uniformly random k-subset of one
     problem's samples; ties in score are broken uniformly (a tied group counts its mean)."""
     scores = np.asarray(scores, dtype=np.float64)
-    correct = np.asarray(correct, dtype=np.float64)
-    n = scores.size
-    if n < k:
+    if scores.size < k:
         return float("nan")
-    order = np.argsort(-scores, kind="stable")
-    ranked_scores, ranked_correct = scores[order], correct[order]
-    # Tied scores: every member of a tie group is equally likely to be the one kept.
-    starts = np.flatnonzero(np.r_[True, ranked_scores[1:] != ranked_scores[:-1]])
-    sizes = np.diff(np.r_[starts, n])
-    group_means = np.add.reduceat(ranked_correct, starts) / sizes
-    return float(np.dot(rank_weights(n, k), np.repeat(group_means, sizes)))
+    return float(best_of_k_by_problem(np.zeros(scores.size, dtype=np.int64), scores, correct, k)[0])
 
 
 def _vote_share(counts: np.ndarray, target: int, k: int, free: int) -> float:
@@ -245,3 +240,28 @@ def fit_scaling(ks, coverage) -> dict:
 def scaling_curve(a: float, b: float, ks) -> np.ndarray:
     """coverage(k) = exp(a * k**b) for the fitted a, b."""
     return np.exp(a * np.asarray(ks, dtype=np.float64) ** b)
+
+
+def best_of_k_by_problem(problem, scores, correct, k: int) -> np.ndarray:
+    """`best_of_k` for every problem at once from flat per-sample arrays: `problem` holds each
+    sample's problem index (0..P-1). Returns P values; NaN where a problem has fewer than k.
+    The sample ranked r of n is the best of a random k-subset with chance C(n-r, k-1)/C(n, k)."""
+    problem = np.asarray(problem, dtype=np.int64)
+    scores = np.asarray(scores, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    num_problems = int(problem.max()) + 1 if problem.size else 0
+    order = np.lexsort((-scores, problem))  # by problem, best score first
+    p, s, c = problem[order], scores[order], correct[order]
+    n = np.bincount(p, minlength=num_problems)
+    first = np.cumsum(n) - n  # each problem's first row
+    rank = np.arange(p.size) - first[p] + 1
+    # Tie groups (same problem, same score) share their mean correctness.
+    starts = np.flatnonzero(np.r_[True, (p[1:] != p[:-1]) | (s[1:] != s[:-1])])
+    sizes = np.diff(np.r_[starts, p.size])
+    c = np.repeat(np.add.reduceat(c, starts) / sizes, sizes)
+    rows_n = n[p]
+    live = (rank <= rows_n - k + 1) & (rows_n >= k)
+    weights = np.exp(_log_rank_weight(rows_n[live], rank[live], k))
+    result = np.bincount(p[live], weights=weights * c[live], minlength=num_problems)
+    result[n < k] = np.nan
+    return result

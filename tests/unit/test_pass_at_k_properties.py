@@ -4,7 +4,6 @@ n - c < k; equal to brute force over all k-subsets for small n."""
 from itertools import combinations
 from math import comb
 
-import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

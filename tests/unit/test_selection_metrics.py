@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jobs.metrics import (
-    best_of_k, bootstrap_ci, fit_scaling, majority_at_k, rank_weights, scaling_curve, weighted_at_k,
+    best_of_k, best_of_k_by_problem, bootstrap_ci, fit_scaling, majority_at_k, rank_weights, scaling_curve, weighted_at_k,
 )
 
 
@@ -143,3 +143,17 @@ def test_bootstrap_interval_brackets_the_mean():
     assert low < values.mean() < high and high - low < 0.1
     assert bootstrap_ci(values, seed=1) == (low, high)  # seeded
     assert bootstrap_ci(np.array([0.5, np.nan]), resamples=50) == (0.5, 0.5)
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 12])
+def test_best_of_k_by_problem_equals_the_per_problem_value(k):
+    rng = np.random.default_rng(k)
+    sizes = rng.integers(1, 30, size=25)
+    problem = np.repeat(np.arange(sizes.size), sizes)
+    scores = rng.integers(0, 5, size=problem.size).astype(float)
+    correct = rng.random(problem.size) < 0.3
+    shuffle = rng.permutation(problem.size)  # rows need not come grouped
+    together = best_of_k_by_problem(problem[shuffle], scores[shuffle], correct[shuffle], k)
+    for i in range(sizes.size):
+        alone = best_of_k(scores[problem == i], correct[problem == i], k)
+        assert (np.isnan(alone) and np.isnan(together[i])) or together[i] == pytest.approx(alone, abs=1e-12)
