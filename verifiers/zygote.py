@@ -28,6 +28,8 @@ import time
 
 HEADER = struct.Struct("!I")
 SANDBOXED = "--sandboxed" in sys.argv
+# Read-only bind mounts inside /tmp (the interpreter, when it lives there): never wiped.
+KEEP = {os.path.normpath(sys.argv[i + 1]) for i, arg in enumerate(sys.argv[:-1]) if arg == "--keep"}
 # Standard modules that model-written programs and their tests import all the time (HumanEval's
 # prompts start with `from typing import List`): imported once here, every forked child finds
 # them loaded instead of paying milliseconds each. A child's changes to them die with it.
@@ -211,14 +213,24 @@ def sweep(workdir: str) -> None:
     if SANDBOXED:  # our PID namespace holds only bwrap's init (1), us, and the program's heirs
         kill_strays(time.monotonic() + 1.0)
         for folder in ("/tmp", "/dev/shm"):
-            for name in os.listdir(folder) if os.path.isdir(folder) else ():
-                path = os.path.join(folder, name)
-                if os.path.isdir(path) and not os.path.islink(path):
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    _unlink(path)
+            wipe(folder)
     else:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def wipe(folder: str) -> None:
+    """Removes everything under `folder` but the kept bind mounts and the folders that lead
+    to them (whose other entries are wiped)."""
+    for name in os.listdir(folder) if os.path.isdir(folder) else ():
+        path = os.path.join(folder, name)
+        if path in KEEP:
+            continue
+        if any(kept.startswith(path + "/") for kept in KEEP):
+            wipe(path)
+        elif os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            _unlink(path)
 
 
 def kill_strays(deadline: float) -> None:

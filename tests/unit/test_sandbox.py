@@ -7,6 +7,8 @@ no Ray, no vLLM.
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -225,3 +227,21 @@ def test_the_traceback_names_the_failing_line(sandbox):
     run = sandbox.run("def f():\n    raise KeyError('k')\n\nf()\n")
     assert run.result == "exception KeyError: 'k'"
     assert 'File "<sample>", line 2, in f' in run.stderr and run.stderr.endswith("KeyError: 'k'\n")
+
+
+def test_a_checkout_under_tmp_is_bound_into_the_sandbox_and_never_wiped(tmp_path):
+    """The sandbox's /tmp is private: a checkout there (common in CI) is bound back read-only."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    shutil.copytree(os.path.join(repo, "verifiers"), tmp_path / "verifiers")
+    script = (
+        "from verifiers.sandbox import Sandbox, ZYGOTE\n"
+        "assert ZYGOTE.startswith('/tmp/')\n"
+        "with Sandbox() as box:\n"
+        "    for _ in range(2):\n"
+        "        run = box.run(\"import os; open('/tmp/leak', 'w'); print(os.path.exists(" + repr(str(tmp_path / "verifiers")) + "))\")\n"
+        "        print(run.result, run.stdout.strip(), box.mode)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert result.stdout.splitlines() == ["ok True bwrap", "ok True bwrap"], result.stderr
+    assert os.path.exists(tmp_path / "verifiers" / "zygote.py")
