@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jobs.errors import StoreError
-from jobs.metrics import default_ks, mean_pass_at_k
+from jobs.metrics import bootstrap_ci, default_ks, fit_scaling, mean_pass_at_k, pass_at_k, scaling_curve
 from jobs.store import RunStore
 
 
@@ -34,9 +34,12 @@ def measure_run(store: RunStore, verifier_key: str) -> dict:
     samples = _read_folder(store, "samples", ["num_tokens"], "run troop generate first")
     _, n, c = per_problem_counts(verdicts)
     ks = default_ks(int(n.min()))
+    curve = mean_pass_at_k(n, c, ks)
     return {
         "verifier": verifier_key,
-        "pass_at_k": {str(k): v for k, v in mean_pass_at_k(n, c, ks).items()},
+        "pass_at_k": {str(k): v for k, v in curve.items()},
+        "ci": {"pass_at_k": {str(k): list(bootstrap_ci(pass_at_k(n, c, k))) for k in curve}},
+        "fit": coverage_fit(curve),
         "counts": {
             "problems": int(n.size),
             "samples": int(n.sum()),
@@ -45,6 +48,17 @@ def measure_run(store: RunStore, verifier_key: str) -> dict:
             "problems_solved": int((c > 0).sum()),
         },
     }
+
+
+def coverage_fit(curve: dict[int, float]) -> dict:
+    """The exponentiated power law fitted to the coverage curve, with a forecast (labelled as
+    such) at 2x, 4x and 10x the largest k sampled."""
+    ks = sorted(curve)
+    fit = fit_scaling(ks, [curve[k] for k in ks])
+    if fit["a"] is not None:
+        horizon = [2 * ks[-1], 4 * ks[-1], 10 * ks[-1]]
+        fit["forecast"] = {str(k): float(v) for k, v in zip(horizon, scaling_curve(fit["a"], fit["b"], horizon))}
+    return fit
 
 
 def write_metrics(store: RunStore, metrics: dict) -> None:

@@ -188,3 +188,22 @@ def test_gold_self_check_counts_gold_answers_that_verify_as_themselves():
 
 def test_verify_reports_the_gold_self_check(store):
     assert verify(store).gold_self_check == (3, 3)
+
+
+def test_metrics_carry_intervals_in_the_curves_shape_and_a_labelled_fit(store):
+    verify(store, "numeric")
+    metrics = measure_run(store, KEY)
+    intervals = metrics["ci"]["pass_at_k"]
+    assert list(intervals) == list(metrics["pass_at_k"])
+    for k, (low, high) in intervals.items():
+        assert low <= metrics["pass_at_k"][k] <= high
+    fit = metrics["fit"]
+    assert fit["points"] == 3 and fit["a"] < 0 and fit["rmse"] < 0.05
+    assert list(fit["forecast"]) == ["6", "12", "30"]
+    assert metrics["pass_at_k"]["3"] <= fit["forecast"]["6"] <= fit["forecast"]["30"] <= 1.0
+
+
+def test_coverage_fit_of_a_flat_curve_has_no_parameters():
+    from jobs.measure import coverage_fit
+
+    assert coverage_fit({1: 1.0, 2: 1.0}) == {"a": None, "b": None, "rmse": None, "points": 0}
