@@ -14,6 +14,7 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
 from jobs.errors import ConfigError
+from verifiers.registry import VerifySettings
 
 
 @dataclass
@@ -82,9 +83,10 @@ class ClusterConfig:
 class VerifyConfig:
     verifier: Optional[str] = "numeric"  # a name in verifiers.VERIFIERS; null: no verification
     workers: Optional[int] = None  # verification actors; None: the cluster's CPUs left free
-    timeout_s: float = 10.0  # per sample: a program's wall clock, or one math check
-    memory_mb: int = 1024  # a sandboxed program's address space
-    sandbox: str = "auto"  # auto: bubblewrap, else rlimits only (warned); bwrap: required; rlimits
+    # The defaults are the verifiers' own (verifiers.registry.VerifySettings):
+    timeout_s: float = VerifySettings.timeout_s  # per sample: a program's wall clock, or one math check
+    memory_mb: int = VerifySettings.memory_mb  # a sandboxed program's address space
+    sandbox: str = VerifySettings.sandbox  # auto: bubblewrap, else rlimits only (warned); bwrap; rlimits
 
 
 @dataclass

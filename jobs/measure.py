@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jobs.errors import StoreError
-from jobs.metrics import bootstrap_ci, default_ks, fit_scaling, mean_pass_at_k, pass_at_k, scaling_curve
+from jobs.metrics import bootstrap_ci, default_ks, fit_scaling, means, pass_at_k_by_k, scaling_curve
 from jobs.store import RunStore
 
 
@@ -34,11 +34,12 @@ def measure_run(store: RunStore, verifier_key: str) -> dict:
     samples = _read_folder(store, "samples", ["num_tokens"], "run troop generate first")
     _, n, c = per_problem_counts(verdicts)
     ks = default_ks(int(n.min()))
-    curve = mean_pass_at_k(n, c, ks)
+    per_problem = pass_at_k_by_k(n, c, ks)  # once: the means and their intervals share it
+    curve = means(per_problem)
     return {
         "verifier": verifier_key,
         "pass_at_k": {str(k): v for k, v in curve.items()},
-        "ci": {"pass_at_k": {str(k): list(bootstrap_ci(pass_at_k(n, c, k))) for k in curve}},
+        "ci": {"pass_at_k": {str(k): list(bootstrap_ci(values)) for k, values in per_problem.items()}},
         "fit": coverage_fit(curve),
         "counts": {
             "problems": int(n.size),

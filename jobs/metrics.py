@@ -53,15 +53,20 @@ def default_ks(max_k: int) -> list[int]:
     return ks if ks[-1] == max_k else ks + [max_k]
 
 
+def pass_at_k_by_k(n, c, ks: list[int]) -> dict[int, np.ndarray]:
+    """Per-problem pass@k for each k that at least one problem has enough samples for."""
+    per_k = {k: pass_at_k(n, c, k) for k in ks}
+    return {k: values for k, values in per_k.items() if not np.isnan(values).all()}
+
+
+def means(per_k: dict[int, np.ndarray]) -> dict[int, float]:
+    """The mean over problems of each k's values, problems without a value (NaN) left out."""
+    return {k: float(np.nanmean(values)) for k, values in per_k.items()}
+
+
 def mean_pass_at_k(n, c, ks: list[int]) -> dict[int, float]:
     """Mean pass@k over problems for each k (problems with n < k are left out of that k)."""
-    curve = {}
-    for k in ks:
-        values = pass_at_k(n, c, k)
-        kept = values[~np.isnan(values)]
-        if kept.size:
-            curve[k] = float(kept.mean())
-    return curve
+    return means(pass_at_k_by_k(n, c, ks))
 
 
 def _log_rank_weight(n: np.ndarray, r: np.ndarray, k: int) -> np.ndarray:
@@ -71,16 +76,6 @@ def _log_rank_weight(n: np.ndarray, r: np.ndarray, k: int) -> np.ndarray:
     log_numerator = gammaln(n - r + 1) - gammaln(k) - gammaln(n - r - k + 2)  # log C(n-r, k-1)
     log_denominator = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)  # log C(n, k)
     return log_numerator - log_denominator
-
-
-def rank_weights(n: int, k: int) -> np.ndarray:
-    """w[r-1] = C(n-r, k-1) / C(n, k): the chance that the sample ranked r of n is the best of a
-    uniformly random k-subset. Sums to 1; zero past rank n-k+1."""
-    r = np.arange(1, n + 1)
-    weights = np.zeros(n)
-    live = r <= n - k + 1
-    weights[live] = np.exp(_log_rank_weight(np.full(live.sum(), n), r[live], k))
-    return weights
 
 
 def best_of_k(scores, correct, k: int) -> float:
@@ -145,26 +140,13 @@ def majority_at_k(answers, correct, k: int, exact_budget: int = 2_000_000, draws
     if cost <= exact_budget and n <= 1000:
         value = sum(worth[i] * _vote_share(counts, i, k, free) for i in candidates)
         return float(value), 0.0
-    return _majority_monte_carlo(labels, answers, correct, worth, k, draws, seed)
+    # A plurality vote is a weighted vote with unit weights: its Monte Carlo path.
+    return weighted_at_k(answers, np.ones(n), correct, k, exact_budget=0, draws=draws, seed=seed)
 
 
-def _majority_monte_carlo(labels, answers, correct, worth, k, draws, seed):
-    rng = np.random.default_rng(seed)
-    index = {a: i for i, a in enumerate(labels)}
-    coded = np.array([index[a] if a is not None else -1 for a in answers])
-    outcomes = np.empty(draws)
-    for d in range(draws):
-        picked = coded[rng.choice(coded.size, size=k, replace=False)]
-        votes = np.bincount(picked[picked >= 0], minlength=len(labels))
-        if votes.size == 0 or votes.max() == 0:
-            outcomes[d] = 0.0
-            continue
-        winners = np.flatnonzero(votes == votes.max())
-        outcomes[d] = worth[winners].mean()
-    return float(outcomes.mean()), float(outcomes.std(ddof=1) / np.sqrt(draws))
-
-
-def weighted_at_k(answers, weights, correct, k: int, exact_budget: int = 200_000, draws: int = 20_000, seed: int = 0):
+def weighted_at_k(
+    answers, weights, correct, k: int, exact_budget: int = 200_000, draws: int = 20_000, seed: int = 0
+):
     """Expected accuracy of a weighted vote in a uniformly random k-subset of one problem's
     samples: each answer (None: no vote) scores the sum of its samples' `weights` (positive:
     use exp(mean log-probability) for the default score), the highest sum wins, ties are broken
@@ -202,7 +184,9 @@ def weighted_at_k(answers, weights, correct, k: int, exact_budget: int = 200_000
     return float(values.mean()), float(values.std(ddof=1) / np.sqrt(draws))
 
 
-def bootstrap_ci(per_problem: np.ndarray, resamples: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    per_problem: np.ndarray, resamples: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean over problems (problems resampled with
     replacement); NaN entries (problems without a value) are left out."""
     values = np.asarray(per_problem, dtype=np.float64)

@@ -42,7 +42,31 @@ def default_num_workers(tensor_parallel_size: int, cluster_gpus: float) -> int:
     return max(1, int(cluster_gpus // tensor_parallel_size)) if cluster_gpus > 0 else 1
 
 
-class GenerationPool:
+class ActorPool:
+    """Ray actors owned by a pool: killed by `shutdown` (which may be called more than once),
+    and a context manager that shuts down on exit."""
+
+    actors: list
+
+    def _close(self, actor) -> None:
+        """Lets an actor release what it holds before it is killed; nothing by default."""
+
+    def shutdown(self) -> None:
+        import ray
+
+        for actor in self.actors:
+            self._close(actor)
+            ray.kill(actor)
+        self.actors = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+
+
+class GenerationPool(ActorPool):
     """`num_workers` actors, each owning one engine built from `spec`; reusable across runs."""
 
     def __init__(self, spec: EngineSpec, num_workers: int | None = None, cpus_per_worker: float = 1.0):
@@ -88,16 +112,3 @@ class GenerationPool:
             if pending:
                 submit(actor)
         return finished
-
-    def shutdown(self) -> None:
-        import ray
-
-        for actor in self.actors:
-            ray.kill(actor)
-        self.actors = []
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.shutdown()

@@ -68,15 +68,13 @@ def versions(config: JobConfig) -> dict:
 
 def sandbox_mode(config: JobConfig) -> str | None:
     """'bwrap' or 'rlimits' (the weaker fallback) when the run's verifier runs code, else None."""
+    from jobs.verify import verify_settings
     from verifiers import VERIFIERS
-    from verifiers.sandbox import probe_mode
 
     verifier = VERIFIERS.get(config.verify.verifier or "")
-    if verifier is None or not verifier.uses_sandbox:
-        return None
     try:
-        return probe_mode(config.verify.sandbox)
-    except RuntimeError:
+        return verifier.sandbox_mode(verify_settings(config.verify)) if verifier else None
+    except RuntimeError:  # verify.sandbox=bwrap where it cannot run: the verifier refuses it
         return None
 
 

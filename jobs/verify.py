@@ -75,13 +75,16 @@ def verifier_key(name: str, settings: VerifySettings) -> str:
 
 
 def read_payloads(store: RunStore, verifier: Verifier) -> dict[str, dict]:
+    return payloads_of(store.read_table(store.problems), verifier, store.problems)
+
+
+def payloads_of(problems: pa.Table, verifier: Verifier, where: str) -> dict[str, dict]:
     """problem_id -> the verifier's payload columns; a one-line error if a column is missing."""
-    problems = store.read_table(store.problems)
     missing = [c for c in verifier.payload_columns if c not in problems.column_names]
     if missing:
         raise ConfigError(
             f"verifier '{verifier.name}' needs problem column(s) {', '.join(missing)}, which "
-            f"{store.problems} lacks: pick another verify.verifier or map the column with problems.columns"
+            f"{where} lacks: pick another verify.verifier or map the column with problems.columns"
         )
     columns = {c: problems[c].to_pylist() for c in verifier.payload_columns}
     ids = problems["problem_id"].to_pylist()
@@ -116,8 +119,7 @@ class VerifyWorker:
     def ready(self) -> bool:
         return True
 
-    def _checker(self, verifier: Verifier, settings: VerifySettings) -> Checker:
-        key = verifier.key(settings)
+    def _checker(self, verifier: Verifier, settings: VerifySettings, key: str) -> Checker:
         if key not in self._checkers:
             self._checkers[key] = verifier.open(settings)
         return self._checkers[key]
@@ -132,9 +134,10 @@ class VerifyWorker:
         verifier = get_verifier(task.verifier)
         store = task.store
         samples = store.read_table(store.sample_unit(task.unit_id), columns=["problem_id", "sample_idx", "text"])
-        checker = self._checker(verifier, task.settings)
+        key = verifier.key(task.settings)
+        checker = self._checker(verifier, task.settings, key)
         verdicts, checked = verify_samples(samples, self._payloads_of(store, verifier), checker)
-        store.write_table(store.verdict_unit(verifier.key(task.settings), task.unit_id), verdicts, VERDICTS_SCHEMA)
+        store.write_table(store.verdict_unit(key, task.unit_id), verdicts, VERDICTS_SCHEMA)
         statuses = Counter(verdicts["status"].to_pylist())
         passed = sum(verdicts["passed"].to_pylist())
         return VerifyStats(task.unit_id, verdicts.num_rows, passed, dict(statuses), checked)
@@ -159,32 +162,58 @@ def gold_self_check(problems: pa.Table, verifier: Verifier, settings: VerifySett
     return agree, len(answers)
 
 
-def pending_verification(store: RunStore, key: str) -> list[str]:
-    return sorted(store.unit_ids("samples") - store.unit_ids(f"verdicts/{key}"))
+@dataclass
+class Verification:
+    """What `troop verify` and `troop run` settle before a pool starts: the verifier, its
+    settings and key, the problems' gold self-check, and a summary to fill."""
+
+    verifier: Verifier
+    settings: VerifySettings
+    summary: VerifySummary
+
+    def task(self, store: RunStore, unit_id: str) -> VerifyTask:
+        return VerifyTask(store, unit_id, self.verifier.name, self.settings)
 
 
-def verify_run(store: RunStore, config: VerifyConfig, address: str | None = None, pool=None) -> VerifySummary:
-    """`troop verify`: verdicts for every sample unit that has none for this verifier's key."""
-    from jobs.verify_pool import VerifyPool
-
+def prepare_verification(config: VerifyConfig, problems: pa.Table, where: str) -> Verification:
+    """Checks the verifier, its settings and its payload columns against `problems` (read
+    once by the caller), before anything starts."""
     verifier = resolve_verifier(config.verifier)
     settings = verify_settings(config)
-    key = verifier_key(config.verifier, settings)
-    if not store.unit_ids("samples"):
+    summary = VerifySummary(verifier_key(config.verifier, settings))
+    payloads_of(problems, verifier, where)
+    summary.gold_self_check = gold_self_check(problems, verifier, settings)
+    return Verification(verifier, settings, summary)
+
+
+def unverified_units(store: RunStore, key: str, sample_units: set[str] | None = None) -> list[str]:
+    """Sample units without a verdict file for `key`, in order."""
+    if sample_units is None:
+        sample_units = store.unit_ids("samples")
+    return sorted(sample_units - store.unit_ids(f"verdicts/{key}"))
+
+
+def verify_run(store: RunStore, config: VerifyConfig, pool=None) -> VerifySummary:
+    """`troop verify`: verdicts for every sample unit that has none for this verifier's key."""
+    from jobs.pool import init_ray
+    from jobs.verify_pool import VerifyPool
+
+    key = verifier_key(config.verifier, verify_settings(config))
+    sample_units = store.unit_ids("samples")
+    if not sample_units:
         raise StoreError(f"{store.root} has no samples/unit-*.parquet: generate first (troop generate)")
-    todo = pending_verification(store, key)
-    summary = VerifySummary(key)
+    todo = unverified_units(store, key, sample_units)
     if not todo:
-        return summary
-    read_payloads(store, verifier)  # a missing payload column fails here, before any pool starts
-    summary.gold_self_check = gold_self_check(store.read_table(store.problems), verifier, settings)
+        return VerifySummary(key)
+    job = prepare_verification(config, store.read_table(store.problems), store.problems)
     store.remove_stale_temporaries(f"verdicts/{key}")
     began = time.perf_counter()
-    tasks = [VerifyTask(store, unit_id, verifier.name, settings) for unit_id in todo]
+    tasks = [job.task(store, unit_id) for unit_id in todo]
     if pool is not None:
-        pool.run(tasks, summary.add)
+        pool.run(tasks, job.summary.add)
     else:
-        with VerifyPool.start(config.workers, address) as own:
-            own.run(tasks, summary.add)
-    summary.seconds = time.perf_counter() - began
-    return summary
+        init_ray(None)  # a local Ray, or the cluster RAY_ADDRESS names
+        with VerifyPool(config.workers) as own:
+            own.run(tasks, job.summary.add)
+    job.summary.seconds = time.perf_counter() - began
+    return job.summary

@@ -10,7 +10,7 @@ import logging
 import queue
 from typing import Callable, Iterable, Optional
 
-from jobs.pool import init_ray
+from jobs.pool import ActorPool
 from jobs.verify import VerifyStats, VerifyTask, VerifyWorker
 
 log = logging.getLogger("troop")
@@ -27,7 +27,7 @@ def verify_actor_cpus(workers: Optional[int], free_cpus: float) -> tuple[int, fl
     return workers, round(per_actor, 4)
 
 
-class VerifyPool:
+class VerifyPool(ActorPool):
     def __init__(self, workers: Optional[int] = None):
         import ray
 
@@ -37,11 +37,6 @@ class VerifyPool:
         log.info("starting %d verification worker(s) (%.2f CPU each)", self.num_workers, cpus)
         self.actors = [actor_class.remote() for _ in range(self.num_workers)]
         ray.get([actor.ready.remote() for actor in self.actors])
-
-    @classmethod
-    def start(cls, workers: Optional[int], address: Optional[str]) -> "VerifyPool":
-        init_ray(address)
-        return cls(workers)
 
     def run(self, tasks: Iterable[VerifyTask], on_done: Callable[[VerifyStats], None]) -> None:
         source: queue.Queue = queue.Queue()
@@ -75,19 +70,10 @@ class VerifyPool:
                 idle.append(in_flight.pop(ref))
                 on_done(ray.get(ref))
 
-    def shutdown(self) -> None:
+    def _close(self, actor) -> None:
         import ray
 
-        for actor in self.actors:
-            try:
-                ray.get(actor.close.remote(), timeout=10)
-            except Exception:  # noqa: BLE001 - a dead actor has nothing left to close
-                pass
-            ray.kill(actor)
-        self.actors = []
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.shutdown()
+        try:  # stops the actor's sandbox and math helper before the kill
+            ray.get(actor.close.remote(), timeout=10)
+        except Exception:  # noqa: BLE001 - a dead actor has nothing left to close
+            pass

@@ -87,9 +87,15 @@ class Verifier:
     # answer must verify against itself; the rate is reported).
     gold_as_completion: Optional[Callable[[str], str]] = None
 
+    def sandbox_mode(self, settings: VerifySettings) -> Optional[str]:
+        """The sandbox this verifier's programs run in here ('bwrap', or 'rlimits' where
+        bubblewrap cannot run), or None for answer checkers. RuntimeError if
+        `settings.sandbox` is 'bwrap' and bubblewrap cannot run."""
+        return probe_mode(settings.sandbox) if self.uses_sandbox else None
+
     def key(self, settings: VerifySettings = VerifySettings()) -> str:
         identity = asdict(settings)
-        identity["sandbox"] = probe_mode(settings.sandbox) if self.uses_sandbox else None
+        identity["sandbox"] = self.sandbox_mode(settings)
         blob = json.dumps([self.name, self.version, identity], sort_keys=True)
         return f"{self.name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jobs.metrics import (
-    best_of_k, best_of_k_by_problem, bootstrap_ci, fit_scaling, majority_at_k, rank_weights, scaling_curve, weighted_at_k,
+    best_of_k, best_of_k_by_problem, bootstrap_ci, fit_scaling, majority_at_k, scaling_curve, weighted_at_k,
 )
 
 
@@ -20,20 +20,24 @@ def brute_best_of_k(scores, correct, k):
     return float(np.mean(values))
 
 
-def brute_majority(answers, correct_by_answer, k):
+def brute_weighted(answers, weights, correct_by_answer, k):
     values = []
     for subset in combinations(range(len(answers)), k):
-        votes = {}
+        sums = {}
         for i in subset:
             if answers[i] is not None:
-                votes[answers[i]] = votes.get(answers[i], 0) + 1
-        if not votes:
+                sums[answers[i]] = sums.get(answers[i], 0.0) + weights[i]
+        if not sums:
             values.append(0.0)
             continue
-        top = max(votes.values())
-        winners = [a for a, v in votes.items() if v == top]
+        top = max(sums.values())
+        winners = [a for a, s in sums.items() if s == top]
         values.append(sum(correct_by_answer[a] for a in winners) / len(winners))
     return float(np.mean(values))
+
+
+def brute_majority(answers, correct_by_answer, k):
+    return brute_weighted(answers, [1.0] * len(answers), correct_by_answer, k)
 
 
 def random_case(rng, n):
@@ -79,35 +83,23 @@ def test_majority_monte_carlo_is_within_its_stated_error(seed):
         assert abs(value - brute_majority(answers, right, k)) < 4 * error + 1e-9
 
 
-def test_rank_weights_sum_to_one_and_match_the_closed_form():
+@pytest.mark.parametrize("n, k", [(1, 1), (5, 2), (12, 12), (50, 7)])
+def test_the_only_correct_sample_wins_with_the_closed_form_chance_of_its_rank(n, k):
     from math import comb
 
-    for n, k in [(1, 1), (5, 2), (12, 12), (50, 7)]:
-        w = rank_weights(n, k)
-        assert w.sum() == pytest.approx(1.0, abs=1e-12)
-        assert w.tolist() == pytest.approx([comb(n - r, k - 1) / comb(n, k) for r in range(1, n + 1)], abs=1e-12)
-    assert rank_weights(100_000, 1000).sum() == pytest.approx(1.0, abs=1e-9)
+    scores = -np.arange(n, dtype=float)  # rank r has score 1 - r
+    for r in range(1, n + 1):
+        only_r = np.arange(1, n + 1) == r
+        assert best_of_k(scores, only_r, k) == pytest.approx(comb(n - r, k - 1) / comb(n, k), abs=1e-12)
+
+
+def test_rank_weights_sum_to_one_at_large_n():
+    assert best_of_k(-np.arange(100_000, dtype=float), np.ones(100_000), 1000) == pytest.approx(1.0, abs=1e-9)
 
 
 def test_fewer_samples_than_k_has_no_value():
     assert np.isnan(best_of_k([1.0], [True], 2))
     assert np.isnan(majority_at_k(["a"], [1.0], 2)[0])
-
-
-def brute_weighted(answers, weights, correct_by_answer, k):
-    values = []
-    for subset in combinations(range(len(answers)), k):
-        sums = {}
-        for i in subset:
-            if answers[i] is not None:
-                sums[answers[i]] = sums.get(answers[i], 0.0) + weights[i]
-        if not sums:
-            values.append(0.0)
-            continue
-        top = max(sums.values())
-        winners = [a for a, s in sums.items() if s == top]
-        values.append(sum(correct_by_answer[a] for a in winners) / len(winners))
-    return float(np.mean(values))
 
 
 @pytest.mark.parametrize("seed", range(30))
