@@ -1,4 +1,4 @@
-"""The `troop` command line: `run`, `generate`, `verify`, `metrics`, `status`."""
+"""The `troop` command line: `run`, `generate`, `verify`, `metrics`, `report`, `status`."""
 
 import argparse
 import logging
@@ -12,7 +12,8 @@ from jobs.errors import StoreError, TroopError
 from jobs.store import RunStore
 
 log = logging.getLogger("troop")
-out = Console(highlight=False, soft_wrap=True)  # long lines stay whole in logs and pipes
+# Long lines and tables stay whole in logs and pipes (rich assumes 80 columns there).
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 
 def _load_root(root: str, overrides: list[str]) -> tuple[RootConfig, RunStore]:
@@ -59,27 +60,51 @@ def print_verify(summary) -> None:
     )
 
 
+def _with_interval(metrics: dict, name: str, k: str) -> str:
+    value = metrics.get(name, {}).get(k)
+    if value is None:
+        return "-"
+    low, high = metrics["ci"][name][k]
+    error = metrics["ci"].get("stderr", {}).get(name, {}).get(k)
+    mc = f" ±{error:.4f}" if error else ""  # a Monte Carlo standard error, where not exact
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]{mc}"
+
+
 def print_metrics(metrics: dict, where: str) -> None:
-    counts = metrics["counts"]
+    counts, cost = metrics["counts"], metrics["cost"]
     out.print(
-        f"coverage by {metrics['verifier']}: {counts['problems']} problems, {counts['samples']:,} samples, "
-        f"{counts['problems_solved']} solved at least once"
+        f"metrics by {metrics['verifier']}: {counts['problems']} problems, {counts['samples']:,} samples, "
+        f"{counts['problems_solved']} solved at least once; {cost['tokens_per_sample']:,.1f} tokens per sample"
     )
-    table = Table()
+    table = Table(caption=f"95% bootstrap intervals over problems; best-of-k and weighted by {metrics['score']}")
+    names = [("pass_at_k", "pass@k"), ("majority_at_k", "maj@k"), ("best_of_k", "best-of-k"), ("weighted_at_k", "weighted@k")]
     table.add_column("k", justify="right")
-    table.add_column("pass@k", justify="right")
-    for k, value in metrics["pass_at_k"].items():
-        table.add_row(k, f"{value:.3f}")
+    for name, title in names:
+        if name in metrics:
+            table.add_column(title, justify="right")
+    for k in metrics["pass_at_k"]:
+        table.add_row(k, *(_with_interval(metrics, name, k) for name, _ in names if name in metrics))
     out.print(table)
+    fit = metrics["fit"]
+    if fit.get("forecast"):
+        forecast = ", ".join(f"pass@{k} {v:.3f}" for k, v in fit["forecast"].items())
+        out.print(f"fit exp({fit['a']:.3f} k^{fit['b']:.3f}), rmse {fit['rmse']:.4f}; forecast (extrapolated): {forecast}")
     out.print(f"metrics: {where}")
 
 
-def _measure(store: RunStore, key: str) -> None:
-    from jobs.measure import measure_run, write_metrics
+def _measure(store: RunStore, key: str, settings, model_path: str | None = None) -> None:
+    from jobs.measure import measure_run, model_parameters, write_metrics
 
-    metrics = measure_run(store, key)
-    write_metrics(store, metrics)
+    params = settings.model_params or model_parameters(model_path)
+    metrics, problems, curves = measure_run(store, key, settings, params)
+    write_metrics(store, metrics, problems, curves)
     print_metrics(metrics, store.url(store.metrics_json))
+
+
+def _report(roots: list[RunStore], out_store: RunStore) -> None:
+    from jobs.report import write_report
+
+    out.print(f"report: {out_store.url(write_report(roots, out_store))}")
 
 
 def cmd_run(args) -> None:
@@ -94,7 +119,9 @@ def cmd_run(args) -> None:
     generated, verified = generate_and_verify(config)
     print_generate(generated)
     print_verify(verified)
-    _measure(_print_root(config), verified.verifier_key)
+    store = _print_root(config)
+    _measure(store, verified.verifier_key, config.metrics, config.model.path)
+    _report([store], RunStore(store.path("report"), dict(config.run.storage_options)))
 
 
 def cmd_generate(args) -> None:
@@ -120,10 +147,26 @@ def cmd_verify(args) -> None:
 
 
 def cmd_metrics(args) -> None:
-    from jobs.verify import verifier_key, verify_settings
+    from jobs.verify import stored_verifier_key
 
     config, store = _load_root(args.root, args.overrides)
-    _measure(store, verifier_key(_verifier_name(config), verify_settings(config.verify)))
+    key = stored_verifier_key(store, _verifier_name(config), config.verify)
+    _measure(store, key, config.metrics, _model_path(store))
+
+
+def _model_path(store: RunStore) -> str | None:
+    """model.path from the root's job.yaml, for the parameter count (FLOPs)."""
+    from omegaconf import OmegaConf
+
+    if not store.exists(store.job_yaml):
+        return None
+    return OmegaConf.select(OmegaConf.create(store.read_text(store.job_yaml)), "model.path", default=None)
+
+
+def cmd_report(args) -> None:
+    stores = [_load_root(root, [])[1] for root in args.roots]
+    target = args.out or stores[0].path("report")
+    _report(stores, RunStore(target, dict(stores[0].storage_options) if args.out is None else {}))
 
 
 def cmd_status(args) -> None:
@@ -151,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(positional, help=positional_help)
         sub.add_argument("overrides", nargs="*", help=f"key=value, e.g. {example}")
         sub.set_defaults(func=func)
+    report = commands.add_parser("report", help="plots and tables of one or several roots as one HTML page")
+    report.add_argument("roots", nargs="+", help="run roots (paths or URLs); several overlay their curves")
+    report.add_argument("--out", help="where index.html and the PNGs go (default: ROOT/report of the first root)")
+    report.set_defaults(func=cmd_report)
     return parser
 
 

@@ -90,6 +90,15 @@ class VerifyConfig:
 
 
 @dataclass
+class MetricsConfig:
+    score: Optional[str] = None  # best-of-k and weighted vote; None: mean token log-prob (cumulative_logprob / num_tokens)
+    ks: Optional[list[int]] = None  # None: 1, 2, 4, ... up to the smallest n
+    draws: Optional[int] = None  # Monte Carlo subsets per problem where a vote is not exact; None: ~1e6 in all
+    seed: int = 0  # of the Monte Carlo draws and the bootstrap
+    model_params: Optional[int] = None  # for FLOPs; None: counted from model.path's safetensors when readable
+
+
+@dataclass
 class JobConfig:
     run: RunConfig = field(default_factory=RunConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -98,6 +107,7 @@ class JobConfig:
     plan: PlanConfig = field(default_factory=PlanConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 def valid_keys(schema: type = JobConfig, prefix: str = "") -> list[str]:
@@ -195,10 +205,11 @@ class RootConfig:
 
     run: RunConfig = field(default_factory=RunConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 def merge_root_config(root: str, job_yaml_text: Optional[str], overrides: list[str] = ()) -> RootConfig:
-    """Schema <- the root's job.yaml (its run and verify sections) <- overrides <- run.root."""
+    """Schema <- the root's job.yaml (its run, verify and metrics sections) <- overrides <- run.root."""
     layers = []
     if job_yaml_text is not None:
         job = _parse_sections(lambda: OmegaConf.create(job_yaml_text), f"{root}/job.yaml", "restore or remove it")
@@ -207,6 +218,7 @@ def merge_root_config(root: str, job_yaml_text: Optional[str], overrides: list[s
     layers.append(("the ROOT argument", OmegaConf.create({"run": {"root": root}})))
     config = _merge(RootConfig, layers)
     check_verify_config(config.verify)
+    check_metrics_config(config.metrics)
     return config
 
 
@@ -222,6 +234,15 @@ def check_verify_config(v: VerifyConfig) -> None:
         raise ConfigError(f"config key 'verify.memory_mb' is {v.memory_mb}: it must be at least 64")
     if v.sandbox not in SANDBOX_MODES:
         raise ConfigError(f"config key 'verify.sandbox' is {v.sandbox!r}: use one of {', '.join(SANDBOX_MODES)}")
+
+
+def check_metrics_config(m: MetricsConfig) -> None:
+    if m.ks is not None and (not m.ks or min(m.ks) < 1):
+        raise ConfigError(f"config key 'metrics.ks' is {list(m.ks)}: give sample counts >= 1, e.g. metrics.ks=[1,10,100]")
+    if m.draws is not None and m.draws < 2:
+        raise ConfigError(f"config key 'metrics.draws' is {m.draws}: it must be at least 2 (a standard error needs two)")
+    if m.model_params is not None and m.model_params < 1:
+        raise ConfigError(f"config key 'metrics.model_params' is {m.model_params}: it must be at least 1")
 
 
 def check_config(config: JobConfig) -> None:
@@ -260,6 +281,7 @@ def check_config(config: JobConfig) -> None:
             f"config key 'model.gpu_memory_utilization' is {m.gpu_memory_utilization}: it must be in (0, 1]"
         )
     check_verify_config(config.verify)
+    check_metrics_config(config.metrics)
 
 
 def to_yaml(config: JobConfig) -> str:

@@ -47,6 +47,29 @@ def pass_at_k(n, c, k: int) -> np.ndarray:
     return result
 
 
+def difficulty_bins() -> list[tuple[str, float, float]]:
+    """Bins of pass@1 = c/n: (label, low, high), never and always solved apart; a problem falls
+    in (low, high] (exactly `low` where low == high; below 1 unless always solved)."""
+    return [
+        ("0", 0.0, 0.0),
+        ("(0, 0.1]", 0.0, 0.1),
+        ("(0.1, 0.3]", 0.1, 0.3),
+        ("(0.3, 0.6]", 0.3, 0.6),
+        ("(0.6, 1)", 0.6, 1.0),
+        ("1", 1.0, 1.0),
+    ]
+
+
+def difficulty_of(n: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Each problem's difficulty bin label, by its pass@1 = c/n."""
+    rate = c / n
+    labels = np.empty(n.size, dtype=object)
+    for label, low, high in difficulty_bins():
+        members = (rate == low) if low == high else (rate > low) & (rate <= high) & (c < n)
+        labels[members] = label
+    return labels
+
+
 def default_ks(max_k: int) -> list[int]:
     """1, 2, 4, ... up to max_k, and max_k itself."""
     ks = [1 << i for i in range(max_k.bit_length()) if 1 << i <= max_k]
@@ -69,15 +92,6 @@ def mean_pass_at_k(n, c, ks: list[int]) -> dict[int, float]:
     return means(pass_at_k_by_k(n, c, ks))
 
 
-def _log_rank_weight(n: np.ndarray, r: np.ndarray, k: int) -> np.ndarray:
-    """log(C(n-r, k-1) / C(n, k)), for ranks r <= n-k+1."""
-    from scipy.special import gammaln
-
-    log_numerator = gammaln(n - r + 1) - gammaln(k) - gammaln(n - r - k + 2)  # log C(n-r, k-1)
-    log_denominator = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)  # log C(n, k)
-    return log_numerator - log_denominator
-
-
 def best_of_k(scores, correct, k: int) -> float:
     """Expected correctness of the highest-scoring sample of a uniformly random k-subset of one
     problem's samples; ties in score are broken uniformly (a tied group counts its mean)."""
@@ -87,101 +101,100 @@ def best_of_k(scores, correct, k: int) -> float:
     return float(best_of_k_by_problem(np.zeros(scores.size, dtype=np.int64), scores, correct, k)[0])
 
 
-def _vote_share(counts: np.ndarray, target: int, k: int, free: int) -> float:
-    """Σ over k-subsets (as a fraction of C(n, k)) of the share of the plurality vote that goes to
-    answer `target`: subsets where it has the most votes, 1/(1+t) where it ties with t others.
-    `counts` are the votes per answer, `free` the samples without an answer (drawn, no vote)."""
-    from math import comb
-
-    n = int(counts.sum()) + free
-    others = [int(m) for i, m in enumerate(counts) if i != target]
-    total = 0.0
-    for x in range(1, min(int(counts[target]), k) + 1):
-        # ways[t][s]: ways to draw s samples from the other answers, each fewer than x votes
-        # except t of them with exactly x (ties).
-        ways = np.zeros((len(others) + 1, k - x + 1))
-        ways[0, 0] = 1.0
-        for m in others:
-            nxt = np.zeros_like(ways)
-            for j in range(0, min(m, x) + 1):
-                if j > k - x:
-                    break
-                tie = 1 if j == x else 0
-                shifted = ways[: ways.shape[0] - tie, : ways.shape[1] - j] * float(comb(m, j))
-                nxt[tie:, j:] += shifted
-            ways = nxt
-        free_ways = np.array([float(comb(free, k - x - s)) for s in range(ways.shape[1])])
-        tie_share = 1.0 / np.arange(1, ways.shape[0] + 1)
-        total += float(comb(int(counts[target]), x)) * float(tie_share @ ways @ free_ways)
-    return total / float(comb(n, k))
+EXACT_N = 20  # majority@k is exact for n up to this, whatever the budget
 
 
-def majority_at_k(answers, correct, k: int, exact_budget: int = 2_000_000, draws: int = 20_000, seed: int = 0):
+def encode_votes(problem, answer, correct) -> tuple[np.ndarray, ...]:
+    """Flat per-sample arrays -> the layout of `jobs.votes`: `problem` holds problem indices
+    0..P-1, `answer` integer answer ids (any numbering, -1: no answer). Returns the row order
+    (grouped by problem), offsets, per-problem answer codes in that order, and each
+    (problem, answer)'s worth (the mean correctness of its samples) with its offsets."""
+    problem = np.asarray(problem, dtype=np.int64)
+    answer = np.asarray(answer, dtype=np.int64)
+    correct = np.asarray(correct, dtype=np.float64)
+    num_problems = int(problem.max()) + 1 if problem.size else 0
+    # One integer key per (problem, answer): its sorted distinct values number the answers of
+    # each problem in order, with the unanswered (-1) first.
+    span = int(answer.max()) + 2 if answer.size else 1
+    pairs, pair = np.unique(problem * span + answer + 1, return_inverse=True)
+    voting_pairs = pairs % span != 0
+    worth_offsets = np.r_[0, np.cumsum(np.bincount(pairs[voting_pairs] // span, minlength=num_problems))]
+    ranked = np.cumsum(voting_pairs) - 1  # index of each voting pair among all voting pairs
+    order = np.argsort(problem, kind="stable")
+    p, pair = problem[order], pair[order]
+    offsets = np.r_[0, np.cumsum(np.bincount(p, minlength=num_problems))]
+    voting = voting_pairs[pair]
+    codes = np.where(voting, ranked[pair] - worth_offsets[p], -1)
+    pair_correct = np.bincount(pair, weights=correct[order], minlength=pairs.size)
+    pair_size = np.bincount(pair, minlength=pairs.size)
+    worth = (pair_correct / np.maximum(pair_size, 1))[voting_pairs]
+    return order, offsets, codes, worth, worth_offsets
+
+
+def default_draws(num_problems: int) -> int:
+    """Monte Carlo draws per problem: about a million in all (a standard error of the mean
+    below 5e-4), at least 100 per problem, at most 10,000."""
+    return int(np.clip(1_000_000 // max(num_problems, 1), 100, 10_000))
+
+
+def votes_by_problem(
+    problem, answer, correct, weights, ks: list[int], draws: int | None = None, seed: int = 0,
+    exact_n: int = EXACT_N, exact_budget: int = 20_000, enumeration_budget: int = 5_000,
+) -> dict[str, tuple[dict[int, np.ndarray], dict[int, np.ndarray]]]:
+    """majority@k and weighted@k of every problem from flat per-sample arrays (see
+    `encode_votes`; `weights` must be non-negative). Returns {"majority_at_k": (values, stderr),
+    "weighted_at_k": (values, stderr)}, each a {k: array over problems}: NaN where n < k,
+    standard error 0 where the value is exact (see `jobs.votes` for when)."""
+    from jobs.votes import votes_at_k
+
+    weights = np.asarray(weights, dtype=np.float64)
+    if np.any(weights < 0) or np.any(np.isnan(weights)):
+        raise ValueError("vote weights must be non-negative numbers")
+    order, offsets, codes, worth, worth_offsets = encode_votes(problem, answer, correct)
+    num_problems = offsets.size - 1
+    ks_array = np.asarray(ks, dtype=np.int64)
+    values, errors = votes_at_k(
+        offsets, codes, weights[order], worth, worth_offsets, ks_array,
+        draws or default_draws(num_problems), seed, exact_n, exact_budget, enumeration_budget,
+    )
+    by_k = lambda table: {k: table[:, j] for j, k in enumerate(ks)}  # noqa: E731
+    return {
+        "majority_at_k": (by_k(values[0]), by_k(errors[0])),
+        "weighted_at_k": (by_k(values[1]), by_k(errors[1])),
+    }
+
+
+def _one_problem(answers) -> np.ndarray:
+    """Answers of one problem (hashable, None: no answer) as integer ids."""
+    ids: dict = {}
+    return np.array([-1 if a is None else ids.setdefault(a, len(ids)) for a in answers], dtype=np.int64)
+
+
+def majority_at_k(answers, correct, k: int, exact_budget: int = 20_000, draws: int = 20_000, seed: int = 0,
+                  exact_n: int = EXACT_N) -> tuple[float, float]:
     """Expected accuracy of a plurality vote over `answers` (None: no vote) in a uniformly random
     k-subset of one problem's samples, ties broken uniformly. Returns (value, standard error):
-    exact (error 0.0, up to float rounding) when the dynamic program over answer counts fits
-    `exact_budget` and C(n, k) fits a float (n <= 1000), else a seeded Monte Carlo estimate over
-    `draws` subsets with its standard error."""
-    answers = list(answers)
-    correct = np.asarray(correct, dtype=np.float64)
-    n = len(answers)
-    if n < k:
-        return float("nan"), float("nan")
-    groups: dict = {}
-    for answer, ok in zip(answers, correct):
-        if answer is not None:
-            groups.setdefault(answer, []).append(ok)
-    labels = list(groups)
-    counts = np.array([len(groups[a]) for a in labels], dtype=np.int64)
-    worth = np.array([np.mean(groups[a]) for a in labels])
-    free = n - int(counts.sum())
-    candidates = [i for i in range(len(labels)) if worth[i] > 0]
-    cost = len(candidates) * len(labels) * k * k * max(1, len(labels))
-    if cost <= exact_budget and n <= 1000:
-        value = sum(worth[i] * _vote_share(counts, i, k, free) for i in candidates)
-        return float(value), 0.0
-    # A plurality vote is a weighted vote with unit weights: its Monte Carlo path.
-    return weighted_at_k(answers, np.ones(n), correct, k, exact_budget=0, draws=draws, seed=seed)
+    exact (error 0.0) for n <= exact_n or when the dynamic program fits `exact_budget`, else a
+    seeded Monte Carlo estimate over `draws` subsets."""
+    codes = _one_problem(answers)
+    votes = votes_by_problem(np.zeros(codes.size, dtype=np.int64), codes, correct, np.ones(codes.size), [k],
+                             draws, seed, exact_n, exact_budget)
+    values, errors = votes["majority_at_k"]
+    return float(values[k][0]), float(errors[k][0])
 
 
-def weighted_at_k(
-    answers, weights, correct, k: int, exact_budget: int = 200_000, draws: int = 20_000, seed: int = 0
-):
+def weighted_at_k(answers, weights, correct, k: int, exact_budget: int = 5_000, draws: int = 20_000,
+                  seed: int = 0) -> tuple[float, float]:
     """Expected accuracy of a weighted vote in a uniformly random k-subset of one problem's
-    samples: each answer (None: no vote) scores the sum of its samples' `weights` (positive:
-    use exp(mean log-probability) for the default score), the highest sum wins, ties are broken
-    uniformly. Returns (value, standard error): exact by enumerating the C(n, k) subsets when
-    that fits `exact_budget`, else a seeded Monte Carlo estimate."""
-    from itertools import combinations
-    from math import comb
-
-    answers = list(answers)
-    n = len(answers)
-    if n < k:
-        return float("nan"), float("nan")
-    labels = sorted({a for a in answers if a is not None}, key=str)
-    index = {a: i for i, a in enumerate(labels)}
-    coded = np.array([index[a] if a is not None else -1 for a in answers])
-    weights = np.asarray(weights, dtype=np.float64)
-    correct = np.asarray(correct, dtype=np.float64)
-    worth = np.array([correct[coded == i].mean() for i in range(len(labels))])
-
-    def outcome(picked: np.ndarray) -> float:
-        voting = picked[coded[picked] >= 0]
-        if voting.size == 0:
-            return 0.0
-        sums = np.bincount(coded[voting], weights=weights[voting], minlength=len(labels))
-        present = np.bincount(coded[voting], minlength=len(labels)) > 0
-        best = sums[present].max()
-        winners = np.flatnonzero(present & (sums == best))
-        return float(worth[winners].mean())
-
-    if comb(n, k) <= exact_budget:
-        values = [outcome(np.array(subset)) for subset in combinations(range(n), k)]
-        return float(np.mean(values)), 0.0
-    rng = np.random.default_rng(seed)
-    values = np.array([outcome(rng.choice(n, size=k, replace=False)) for _ in range(draws)])
-    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(draws))
+    samples: each answer (None: no vote) scores the sum of its samples' non-negative `weights`,
+    the highest sum wins, ties are broken uniformly. Returns (value, standard error): exact by
+    enumerating the C(n, k) subsets when there are at most `exact_budget` of them, else a seeded
+    Monte Carlo estimate over `draws` subsets."""
+    codes = _one_problem(answers)
+    votes = votes_by_problem(np.zeros(codes.size, dtype=np.int64), codes, correct, weights, [k],
+                             draws, seed, enumeration_budget=exact_budget)
+    values, errors = votes["weighted_at_k"]
+    return float(values[k][0]), float(errors[k][0])
 
 
 def bootstrap_ci(
@@ -189,16 +202,35 @@ def bootstrap_ci(
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean over problems (problems resampled with
     replacement); NaN entries (problems without a value) are left out."""
+    low, high = bootstrap_cis(np.asarray(per_problem, dtype=np.float64)[:, None], resamples, level, seed)
+    return float(low[0]), float(high[0])
+
+
+def bootstrap_cis(
+    per_problem: np.ndarray, resamples: int = 1000, level: float = 0.95, seed: int = 0, max_cells: int = 4_000_000
+) -> tuple[np.ndarray, np.ndarray]:
+    """`bootstrap_ci` of every column of a (problems x curves) matrix from the same resamples
+    of the problems (so the curves' intervals are joint), a column's NaNs left out of its
+    means. Resample counts are built in blocks of at most `max_cells` cells: memory stays
+    bounded for any number of problems."""
     values = np.asarray(per_problem, dtype=np.float64)
-    values = values[~np.isnan(values)]
-    if values.size == 0:
-        return float("nan"), float("nan")
+    present = ~np.isnan(values)
+    filled = np.where(present, values, 0.0)
+    problems = values.shape[0]
     rng = np.random.default_rng(seed)
-    picks = rng.integers(0, values.size, size=(resamples, values.size))
-    means = values[picks].mean(axis=1)
+    block = max(1, max_cells // max(problems, 1))
+    means = []
+    for start in range(0, resamples, block):
+        rows = min(block, resamples - start)
+        picks = rng.integers(0, problems, size=(rows, problems))
+        counts = np.bincount((picks + problems * np.arange(rows)[:, None]).ravel(), minlength=rows * problems)
+        counts = counts.reshape(rows, problems).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means.append((counts @ filled) / (counts @ present))
+    means = np.concatenate(means)
     tail = (1 - level) / 2
-    low, high = np.quantile(means, [tail, 1 - tail])
-    return float(low), float(high)
+    low, high = np.nanquantile(means, [tail, 1 - tail], axis=0) if problems else (np.nan, np.nan)
+    return np.atleast_1d(low), np.atleast_1d(high)
 
 
 def fit_scaling(ks, coverage) -> dict:
@@ -228,24 +260,46 @@ def scaling_curve(a: float, b: float, ks) -> np.ndarray:
 
 def best_of_k_by_problem(problem, scores, correct, k: int) -> np.ndarray:
     """`best_of_k` for every problem at once from flat per-sample arrays: `problem` holds each
-    sample's problem index (0..P-1). Returns P values; NaN where a problem has fewer than k.
-    The sample ranked r of n is the best of a random k-subset with chance C(n-r, k-1)/C(n, k)."""
+    sample's problem index (0..P-1). Returns P values; NaN where a problem has fewer than k."""
+    return best_of_k_curves(problem, scores, correct, [k])[k]
+
+
+def best_of_k_curves(problem, scores, correct, ks: list[int]) -> dict[int, np.ndarray]:
+    """`best_of_k_by_problem` for several k from one sort. The sample ranked r of n is the best
+    of a random k-subset with chance C(n-r, k-1)/C(n, k); a tie group (same problem and score)
+    shares its mean correctness; NaN scores rank last, tied with each other."""
     problem = np.asarray(problem, dtype=np.int64)
-    scores = np.asarray(scores, dtype=np.float64)
+    scores = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf)
     correct = np.asarray(correct, dtype=np.float64)
     num_problems = int(problem.max()) + 1 if problem.size else 0
     order = np.lexsort((-scores, problem))  # by problem, best score first
     p, s, c = problem[order], scores[order], correct[order]
     n = np.bincount(p, minlength=num_problems)
-    first = np.cumsum(n) - n  # each problem's first row
-    rank = np.arange(p.size) - first[p] + 1
-    # Tie groups (same problem, same score) share their mean correctness.
-    starts = np.flatnonzero(np.r_[True, (p[1:] != p[:-1]) | (s[1:] != s[:-1])])
+    rank = np.arange(p.size) - (np.cumsum(n) - n)[p] + 1
+    starts = np.flatnonzero(np.r_[True, (p[1:] != p[:-1]) | (s[1:] != s[:-1])]) if p.size else np.zeros(0, int)
     sizes = np.diff(np.r_[starts, p.size])
-    c = np.repeat(np.add.reduceat(c, starts) / sizes, sizes)
+    c = np.repeat(np.add.reduceat(c, starts) / sizes, sizes) if p.size else c
     rows_n = n[p]
-    live = (rank <= rows_n - k + 1) & (rows_n >= k)
-    weights = np.exp(_log_rank_weight(rows_n[live], rank[live], k))
-    result = np.bincount(p[live], weights=weights * c[live], minlength=num_problems)
-    result[n < k] = np.nan
-    return result
+    log_factorial = _log_factorials(int(n.max()) if n.size else 0)
+    curves = {}
+    for k in ks:
+        if k > log_factorial.size - 1:  # no problem has k samples
+            curves[k] = np.full(num_problems, np.nan)
+            continue
+        live = rank <= rows_n - k + 1  # false too where n < k
+        m, r = rows_n[live], rank[live]
+        log_weight = (  # log C(n-r, k-1) - log C(n, k)
+            log_factorial[m - r] - log_factorial[k - 1] - log_factorial[m - r - k + 1]
+            - log_factorial[m] + log_factorial[k] + log_factorial[m - k]
+        )
+        values = np.bincount(p[live], weights=np.exp(log_weight) * c[live], minlength=num_problems)
+        values[n < k] = np.nan
+        curves[k] = values
+    return curves
+
+
+def _log_factorials(n: int) -> np.ndarray:
+    """log(i!) for i = 0..n: a table, so that each k costs lookups, not log-gamma calls."""
+    from scipy.special import gammaln
+
+    return gammaln(np.arange(n + 1, dtype=np.float64) + 1)

@@ -74,6 +74,25 @@ def verifier_key(name: str, settings: VerifySettings) -> str:
         raise ConfigError(str(err)) from None
 
 
+def stored_verifier_key(store: RunStore, name: str, config: VerifyConfig) -> str:
+    """The verdict folder to measure: this machine's key for the verifier and settings, else the
+    one folder of that verifier that the root holds (verified elsewhere, e.g. with another
+    sandbox mode); several candidates must be told apart by settings."""
+    key = verifier_key(name, verify_settings(config))
+    if store.unit_ids(f"verdicts/{key}"):
+        return key
+    found = sorted(p.rsplit("/", 1)[-1] for p in store.fs.glob(store.path("verdicts", f"{name}-*")))
+    found = [k for k in found if store.unit_ids(f"verdicts/{k}")]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise StoreError(f"{store.root} has no verdicts by {name}: run troop verify {store.root} verify.verifier={name}")
+    raise StoreError(
+        f"{store.root} has verdicts by {name} under several settings ({', '.join(found)}) and none under this "
+        f"machine's {key}: set verify.timeout_s / verify.memory_mb / verify.sandbox to the ones wanted"
+    )
+
+
 def read_payloads(store: RunStore, verifier: Verifier) -> dict[str, dict]:
     return payloads_of(store.read_table(store.problems), verifier, store.problems)
 

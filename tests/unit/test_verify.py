@@ -3,11 +3,13 @@
 import json
 import os
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
 from jobs.errors import ConfigError, StoreError
-from jobs.measure import measure_run, per_problem_counts, write_metrics
+from jobs.config import MetricsConfig
+from jobs.measure import load_pool, measure_run, write_metrics
 from jobs.store import RunStore
 from jobs.config import VerifyConfig
 from jobs.verify import VerifyWorker, gold_self_check, resolve_verifier, verify_run, verify_settings
@@ -125,16 +127,17 @@ def test_unknown_verifier_is_a_config_error_listing_the_names(store):
 # Metrics of the run.
 
 
-def test_per_problem_counts(store):
+def test_the_pool_joins_verdicts_to_samples_in_problem_order(store):
     verify(store, "numeric")
-    verdicts = pa.concat_tables(store.read_table(store.verdict_unit(KEY, u)) for u in ("u2", "u1"))
-    ids, n, c = per_problem_counts(verdicts)
-    assert (ids, n.tolist(), c.tolist()) == (["a", "b", "c"], [4, 3, 3], [2, 2, 0])
+    pool = load_pool(store, KEY, None)
+    assert pool.problem_ids == ["a", "b", "c"]
+    assert pool.problem.tolist() == [0, 0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert (np.bincount(pool.problem, weights=pool.passed).tolist()) == [2, 2, 0]
 
 
 def test_measure_gives_exact_pass_at_k_and_counts(store):
     verify(store, "numeric")
-    metrics = measure_run(store, KEY)
+    metrics = measure_run(store, KEY, MetricsConfig())[0]
     assert metrics["verifier"] == KEY
     assert list(metrics["pass_at_k"]) == ["1", "2", "3"]  # up to the smallest n
     # pass@1: (2/4 + 2/3 + 0) / 3; pass@2: a 1 - C(2,2)/C(4,2) = 5/6, b 1, c 0; pass@3: a 1, b 1, c 0
@@ -146,14 +149,15 @@ def test_measure_gives_exact_pass_at_k_and_counts(store):
 
 def test_measure_without_verdicts_is_a_store_error(store):
     with pytest.raises(StoreError, match=f"verdicts/{KEY}"):
-        measure_run(store, KEY)
+        measure_run(store, KEY, MetricsConfig())
 
 
 def test_metrics_json_holds_the_metrics(store):
     verify(store, "numeric")
-    metrics = measure_run(store, KEY)
-    write_metrics(store, metrics)
+    metrics, problems, curves = measure_run(store, KEY, MetricsConfig())
+    write_metrics(store, metrics, problems, curves)
     assert json.loads(store.read_text(store.metrics_json)) == metrics
+    assert store.read_table(store.path("metrics", "problems.parquet")).equals(problems)
 
 
 def test_identical_completions_of_a_problem_are_checked_once(tmp_path):
@@ -192,7 +196,7 @@ def test_verify_reports_the_gold_self_check(store):
 
 def test_metrics_carry_intervals_in_the_curves_shape_and_a_labelled_fit(store):
     verify(store, "numeric")
-    metrics = measure_run(store, KEY)
+    metrics = measure_run(store, KEY, MetricsConfig())[0]
     intervals = metrics["ci"]["pass_at_k"]
     assert list(intervals) == list(metrics["pass_at_k"])
     for k, (low, high) in intervals.items():
