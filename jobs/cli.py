@@ -95,7 +95,7 @@ def print_metrics(metrics: dict, where: str) -> None:
 def _measure(store: RunStore, key: str, settings, model_path: str | None = None) -> None:
     from jobs.measure import measure_run, model_parameters, write_metrics
 
-    params = settings.model_params or model_parameters(model_path)
+    params = None if settings.model_params else model_parameters(model_path)
     metrics, problems, curves = measure_run(store, key, settings, params)
     write_metrics(store, metrics, problems, curves)
     print_metrics(metrics, store.url(store.metrics_json))

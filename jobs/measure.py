@@ -229,7 +229,8 @@ def cost_summary(pool: Pool, n: np.ndarray, c: np.ndarray, model_params: int | N
 
 
 def measure_run(store: RunStore, verifier_key: str, settings: MetricsConfig, model_params: int | None = None):
-    """The run's metrics as written to metrics.json, and the per-problem tables."""
+    """The run's metrics as written to metrics.json, and the per-problem tables.
+    `model_params` (for FLOPs) is used where metrics.model_params is not set."""
     pool = load_pool(store, verifier_key, settings.score)
     n = np.bincount(pool.problem, minlength=len(pool.problem_ids))
     c = np.bincount(pool.problem, weights=pool.passed, minlength=n.size).astype(np.int64)
@@ -243,7 +244,7 @@ def measure_run(store: RunStore, verifier_key: str, settings: MetricsConfig, mod
         "ks": ks,
         **summarize(per_problem, ks, settings.seed),
         "draws": settings.draws or default_draws(n.size),
-        "cost": cost_summary(pool, n, c, model_params),
+        "cost": cost_summary(pool, n, c, settings.model_params or model_params),
         "difficulty": difficulty_summary(n, c, labels, per_problem["pass_at_k"][0]),
         "counts": {
             "problems": int(n.size),

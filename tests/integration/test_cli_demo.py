@@ -54,7 +54,15 @@ def test_demo_shows_coverage_growing_with_k(demo_root):
     assert curve["64"] >= 0.8 and curve["64"] > 2 * curve["1"]
     assert metrics["counts"]["problems"] == 100 and metrics["counts"]["samples"] == 6400
     assert f"run: {root}" in result.stdout
-    assert "pass@k" in result.stdout
+    assert "pass@k" in result.stdout and "maj@k" in result.stdout
+    # The selection curves of the demo's numeric answers, and the report troop run ends with.
+    assert list(metrics["majority_at_k"]) == list(curve) and list(metrics["best_of_k"]) == list(curve)
+    assert metrics["majority_at_k"]["1"] == pytest.approx(curve["1"])  # one sample: its answer is right iff it passes
+    assert metrics["cost"]["model_params"] > 0 and (root / "metrics" / "problems.parquet").is_file()
+    report = (root / "report" / "index.html").read_text()
+    for png in ("coverage", "selection", "difficulty", "pass_rates", "tokens"):
+        assert f'src="{png}.png"' in report and (root / "report" / f"{png}.png").stat().st_size > 10_000
+    assert f"report: {root}/report/index.html" in result.stdout
 
 
 def test_root_commands_on_the_demo(demo_root):

@@ -1,0 +1,231 @@
+"""`troop metrics` on small stored pools: every number of metrics.json against brute force over
+all k-subsets, the per-problem files, the metrics.* settings and their errors."""
+
+import json
+from itertools import combinations
+from math import exp
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from jobs.cli import main
+from jobs.config import MetricsConfig
+from jobs.errors import ConfigError, StoreError
+from jobs.measure import measure_run, model_parameters, write_metrics
+from jobs.store import RunStore
+from jobs.verify import stored_verifier_key
+from jobs.config import VerifyConfig
+from verifiers import VERDICTS_SCHEMA, get_verifier
+from workers.samples import SAMPLES_SCHEMA
+
+KEY = get_verifier("exact").key()
+RIGHT = {"a": "4", "b": "7", "c": "1", "p0": "0", "p1": "0", "p2": "0"}
+# problem -> [(answer, num_tokens, cumulative_logprob)]; n = 6 each, so every k-subset is enumerable
+POOL = {
+    "a": [("4", 10, -2.0), ("5", 10, -1.0), ("4", 20, -3.0), ("5", 5, -0.5), ("6", 8, -4.0), (None, 12, -6.0)],
+    "b": [("7", 4, -0.4), ("7", 6, -0.6), ("7", 10, -5.0), ("2", 3, -0.1), ("2", 9, -0.9), ("3", 7, -1.4)],
+    "c": [("9", 5, -1.0), ("8", 5, -1.0), ("9", 5, -2.0), ("8", 5, -0.5), ("9", 5, -0.2), ("0", 5, -3.0)],
+}
+
+
+def write_pool(store: RunStore, pool=POOL, key=KEY, extra=None) -> None:
+    """Two units (the halves of each problem's samples), as troop writes them."""
+    for unit, first in (("u0", True), ("u1", False)):
+        rows = [(p, i, *s) for p, samples in pool.items() for i, s in enumerate(samples)
+                if (i < len(samples) // 2) == first]
+        samples = pa.table({
+            "problem_id": [r[0] for r in rows], "sample_idx": [r[1] for r in rows], "text": ["x"] * len(rows),
+            "num_tokens": [r[3] for r in rows], "cumulative_logprob": [r[4] for r in rows],
+            "finish_reason": ["stop"] * len(rows), "seed": [0] * len(rows),
+        })
+        store.write_table(store.sample_unit(unit), samples, SAMPLES_SCHEMA)
+        passed = [r[2] is not None and r[2] == RIGHT[r[0]] for r in rows]
+        verdicts = pa.table({
+            "problem_id": [r[0] for r in rows], "sample_idx": [r[1] for r in rows], "passed": passed,
+            "status": ["pass" if ok else "fail" for ok in passed], "answer": [r[2] for r in rows],
+            "detail": [""] * len(rows),
+        }).cast(VERDICTS_SCHEMA)
+        if extra:
+            verdicts = verdicts.append_column(extra, pa.array([extra_score(r) for r in rows], pa.float64()))
+        store.write_table(store.verdict_unit(key, unit), verdicts)
+
+
+def extra_score(row) -> float:
+    """A made-up reward: the sample index, so that later samples rank higher."""
+    return float(row[1])
+
+
+def brute(pool, k, pick):
+    """Mean over problems of the mean over every k-subset of pick(problem, subset)."""
+    return float(np.mean([np.mean([pick(p, [s[i] for i in sub]) for sub in combinations(range(len(s)), k)])
+                          for p, s in pool.items()]))
+
+
+def vote(problem, subset, weigh):
+    tally = {}
+    for answer, tokens, logprob in subset:
+        if answer is not None:
+            tally[answer] = tally.get(answer, 0.0) + weigh(tokens, logprob)
+    if not tally:
+        return 0.0
+    top = max(tally.values())
+    winners = [a for a, v in tally.items() if v == top]
+    return sum(a == RIGHT[problem] for a in winners) / len(winners)
+
+
+def best(problem, subset):
+    scores = [logprob / tokens for _, tokens, logprob in subset]
+    top = max(scores)
+    tied = [s[0] for s, score in zip(subset, scores) if score == top]
+    return sum(a == RIGHT[problem] for a in tied) / len(tied)
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = RunStore(str(tmp_path / "run"))
+    write_pool(store)
+    return store
+
+
+def test_every_curve_equals_brute_force_over_all_subsets(store):
+    metrics, _, _ = measure_run(store, KEY, MetricsConfig(ks=[1, 2, 3, 4, 5, 6]))
+    for k in range(1, 7):
+        expected = {
+            "pass_at_k": brute(POOL, k, lambda p, sub: float(any(a == RIGHT[p] for a, _, _ in sub))),
+            "majority_at_k": brute(POOL, k, lambda p, sub: vote(p, sub, lambda t, lp: 1.0)),
+            "best_of_k": brute(POOL, k, best),
+            "weighted_at_k": brute(POOL, k, lambda p, sub: vote(p, sub, lambda t, lp: exp(lp / t))),
+        }
+        for name, value in expected.items():
+            assert metrics[name][str(k)] == pytest.approx(value, abs=1e-12), (name, k)
+            assert metrics["ci"]["stderr"].get(name, {}).get(str(k), 0.0) == 0.0  # n = 6: exact
+            low, high = metrics["ci"][name][str(k)]
+            assert low <= metrics[name][str(k)] <= high
+
+
+def test_metrics_json_has_the_contract_keys_with_string_ks(store):
+    metrics, _, _ = measure_run(store, KEY, MetricsConfig())
+    assert metrics["ks"] == [1, 2, 4, 6]  # default: powers of two up to the smallest n
+    for name in ("pass_at_k", "majority_at_k", "best_of_k", "weighted_at_k"):
+        assert list(metrics[name]) == ["1", "2", "4", "6"]
+        assert all(isinstance(v, float) for v in metrics[name].values())
+        assert list(metrics["ci"][name]) == ["1", "2", "4", "6"]
+    assert metrics["score"] == "mean_logprob" and metrics["verifier"] == KEY
+    assert metrics["counts"] == {"problems": 3, "samples": 18, "passed": 5, "tokens": 134, "problems_solved": 2}
+
+
+def test_cost_and_difficulty(store):
+    metrics, problems, _ = measure_run(store, KEY, MetricsConfig(model_params=1000))
+    cost = metrics["cost"]
+    assert (cost["tokens"], cost["tokens_per_problem"], cost["tokens_per_sample"]) == (134, 134 / 3, 134 / 18)
+    assert cost["tokens_per_solved_problem"] == 67.0 and cost["flops_per_token"] == 2000
+    # pass rates: a 2/6, b 3/6, c 0
+    difficulty = metrics["difficulty"]
+    assert (difficulty["never_solved"], difficulty["always_solved"]) == (1 / 3, 0.0)
+    assert {b["label"]: b["problems"] for b in difficulty["bins"]} == {
+        "0": 1, "(0, 0.1]": 0, "(0.1, 0.3]": 0, "(0.3, 0.6]": 2, "(0.6, 1)": 0, "1": 0}
+    assert problems.to_pydict() == {
+        "problem_id": ["a", "b", "c"], "n": [6, 6, 6], "passed": [2, 3, 0], "pass_rate": [2 / 6, 0.5, 0.0],
+        "tokens": [65, 39, 30], "difficulty": ["(0.3, 0.6]", "(0.3, 0.6]", "0"]}
+
+
+def test_per_problem_curves_are_written_long(store):
+    metrics, problems, curves = measure_run(store, KEY, MetricsConfig(ks=[1, 6]))
+    write_metrics(store, metrics, problems, curves)
+    table = store.read_table(store.path("metrics", "curves.parquet"))
+    assert table.num_rows == 3 * 4 * 2
+    rows = {(r["problem_id"], r["metric"], r["k"]): r["value"] for r in table.to_pylist()}
+    assert rows[("a", "pass_at_k", 1)] == pytest.approx(2 / 6)
+    assert rows[("b", "majority_at_k", 6)] == 1.0  # all six: "7" x3 beats "2" x2
+    assert rows[("c", "best_of_k", 6)] == 0.0
+    assert json.loads(store.read_text(store.metrics_json)) == metrics
+
+
+def test_a_named_score_column_ranks_best_of_k(tmp_path):
+    store = RunStore(str(tmp_path / "run"))
+    write_pool(store, extra="reward")
+    metrics, _, _ = measure_run(store, KEY, MetricsConfig(score="reward", ks=[6]))
+    # the highest reward is the last sample: a None (wrong), b "3" (wrong), c "0" (wrong)
+    assert metrics["score"] == "reward" and metrics["best_of_k"]["6"] == 0.0
+    # weights = rewards: a "5" 1+3 ties "6" 4 (both wrong), b "2" 3+4 beats "7" 0+1+2; votes: a tie, b "7"
+    assert metrics["weighted_at_k"]["6"] == 0.0 and metrics["majority_at_k"]["6"] == pytest.approx(0.5)
+
+
+def test_an_unknown_score_column_is_a_config_error_listing_the_columns(store):
+    with pytest.raises(ConfigError, match="metrics.score=reward: .*numeric columns: cumulative_logprob, num_tokens, sample_idx, seed"):
+        measure_run(store, KEY, MetricsConfig(score="reward"))
+
+
+def test_negative_scores_leave_the_weighted_vote_out(tmp_path, caplog):
+    store = RunStore(str(tmp_path / "run"))
+    write_pool(store)
+    metrics, _, _ = measure_run(store, KEY, MetricsConfig(score="cumulative_logprob", ks=[1]))
+    assert "weighted_at_k" not in metrics and "majority_at_k" in metrics
+    assert "negative values" in caplog.text
+
+
+def test_ks_beyond_every_n_are_dropped_and_none_left_is_an_error(store):
+    metrics, _, _ = measure_run(store, KEY, MetricsConfig(ks=[3, 1, 100]))
+    assert list(metrics["pass_at_k"]) == ["1", "3"]
+    with pytest.raises(ConfigError, match=r"metrics.ks=\[100\]: no problem has that many samples"):
+        measure_run(store, KEY, MetricsConfig(ks=[100]))
+
+
+def test_a_verifier_without_answers_has_no_votes(tmp_path):
+    store = RunStore(str(tmp_path / "run"))
+    write_pool(store, {p: [(None, t, lp) for _, t, lp in s] for p, s in POOL.items()})
+    metrics, _, _ = measure_run(store, KEY, MetricsConfig())
+    assert "majority_at_k" not in metrics and "best_of_k" in metrics
+
+
+def test_monte_carlo_votes_report_their_standard_error(tmp_path):
+    rng = np.random.default_rng(0)
+    big = {f"p{i}": [(str(rng.integers(0, 4)), 5, float(-rng.random())) for _ in range(40)] for i in range(3)}
+    store = RunStore(str(tmp_path / "run"))
+    write_pool(store, big)
+    metrics, _, _ = measure_run(store, KEY, MetricsConfig(ks=[1, 20, 40], draws=500))
+    stderr = metrics["ci"]["stderr"]
+    assert stderr["majority_at_k"]["1"] == 0.0 and stderr["majority_at_k"]["40"] == 0.0  # exact ends
+    assert stderr["weighted_at_k"]["20"] > 0.0  # C(40, 20) subsets: estimated
+    assert metrics["draws"] == 500
+
+
+def test_verdicts_made_under_other_settings_are_found(tmp_path):
+    store = RunStore(str(tmp_path / "run"))
+    write_pool(store, key="exact-0123456789")
+    assert stored_verifier_key(store, "exact", VerifyConfig(verifier="exact")) == "exact-0123456789"
+    write_pool(store, key="exact-9876543210")
+    with pytest.raises(StoreError, match="several settings"):
+        stored_verifier_key(store, "exact", VerifyConfig(verifier="exact"))
+    with pytest.raises(StoreError, match="no verdicts by math: run troop verify"):
+        stored_verifier_key(store, "math", VerifyConfig(verifier="math"))
+
+
+def test_model_parameters_are_summed_from_safetensors_headers(tmp_path):
+    header = json.dumps({"__metadata__": {}, "w": {"dtype": "F32", "shape": [3, 4], "data_offsets": [0, 48]},
+                         "b": {"dtype": "F32", "shape": [4], "data_offsets": [48, 64]}}).encode()
+    (tmp_path / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + bytes(64))
+    assert model_parameters(str(tmp_path)) == 16
+    assert model_parameters(str(tmp_path / "missing")) is None
+
+
+def test_troop_metrics_prints_the_table_and_troop_report_renders(store, capsys):
+    root = store.root
+    assert main(["metrics", root, "verify.verifier=exact", "metrics.ks=[1,6]"]) == 0
+    printed = capsys.readouterr().out
+    assert "maj@k" in printed and "weighted@k" in printed and "best-of-k" in printed
+    assert json.loads(store.read_text(store.metrics_json))["ks"] == [1, 6]
+    assert main(["report", root]) == 0
+    assert store.exists(store.path("report", "index.html")) and store.exists(store.path("report", "coverage.png"))
+
+
+def test_troop_metrics_with_a_bad_ks_exits_nonzero_and_writes_nothing(store, capsys):
+    assert main(["metrics", store.root, "verify.verifier=exact", "metrics.ks=[0]"]) == 2
+    assert "metrics.ks" in capsys.readouterr().err
+    assert not store.exists(store.metrics_json)
+
+
+def test_troop_report_of_a_root_without_metrics_names_the_fix(store, capsys):
+    assert main(["report", store.root]) == 2
+    assert "run troop metrics" in capsys.readouterr().err
