@@ -229,3 +229,15 @@ def test_troop_metrics_with_a_bad_ks_exits_nonzero_and_writes_nothing(store, cap
 def test_troop_report_of_a_root_without_metrics_names_the_fix(store, capsys):
     assert main(["report", store.root]) == 2
     assert "run troop metrics" in capsys.readouterr().err
+
+
+def test_metrics_and_report_work_on_a_foreign_pool_at_a_store_url(capsys):
+    import uuid
+
+    store = RunStore(f"memory://foreign-{uuid.uuid4().hex}")
+    write_pool(store)  # no job.yaml, no problems.parquet: only the contract's columns
+    assert main(["metrics", store.root, "verify.verifier=exact"]) == 0
+    assert json.loads(store.read_text(store.metrics_json))["counts"]["samples"] == 18
+    assert main(["report", store.root, "--out", f"{store.root}/elsewhere"]) == 0
+    assert store.exists(store.path("elsewhere", "index.html")) and store.exists(store.path("elsewhere", "tokens.png"))
+    assert store.url(store.path("elsewhere", "index.html")) in capsys.readouterr().out

@@ -149,3 +149,51 @@ def test_best_of_k_by_problem_equals_the_per_problem_value(k):
     for i in range(sizes.size):
         alone = best_of_k(scores[problem == i], correct[problem == i], k)
         assert (np.isnan(alone) and np.isnan(together[i])) or together[i] == pytest.approx(alone, abs=1e-12)
+
+
+def test_the_majority_program_agrees_with_monte_carlo_beyond_enumeration():
+    rng = np.random.default_rng(7)
+    answers = [str(a) for a in rng.choice(5, size=60, p=[0.3, 0.25, 0.2, 0.15, 0.1])]
+    correct = [a == "1" for a in answers]
+    for k in (5, 11, 30):
+        exact, error = majority_at_k(answers, correct, k, exact_budget=10**9)
+        assert error == 0.0
+        estimate, stderr = majority_at_k(answers, correct, k, exact_budget=0, draws=40_000, seed=1, exact_n=0)
+        assert abs(estimate - exact) < 4 * stderr
+
+
+def test_majority_is_exact_up_to_twenty_samples_whatever_the_answers():
+    answers = [f"a{i}" for i in range(18)] + [None, "a0"]
+    for k in range(1, 21):
+        value, error = majority_at_k(answers, [a == "a0" for a in answers], k, exact_budget=0)
+        assert error == 0.0 and 0.0 <= value <= 1.0
+
+
+def test_votes_of_all_problems_at_once_equal_each_problem_alone():
+    from jobs.metrics import votes_by_problem
+
+    rng = np.random.default_rng(3)
+    problem = np.repeat(np.arange(4), [5, 9, 12, 30])
+    answer = rng.integers(-1, 4, size=problem.size)
+    correct = (answer == 2).astype(float)
+    weights = rng.random(problem.size)
+    shuffle = rng.permutation(problem.size)
+    votes = votes_by_problem(problem[shuffle], answer[shuffle], correct[shuffle], weights[shuffle], [1, 3, 5])
+    for p in range(4):
+        rows = problem == p
+        labels = [None if a < 0 else int(a) for a in answer[rows]]
+        for k in (1, 3, 5):
+            alone = majority_at_k(labels, correct[rows], k)
+            assert votes["majority_at_k"][0][k][p] == pytest.approx(alone[0], abs=1e-12)
+            weighted, stderr = weighted_at_k(labels, weights[rows], correct[rows], k)
+            together, together_stderr = votes["weighted_at_k"][0][k][p], votes["weighted_at_k"][1][k][p]
+            assert (stderr == 0.0) == (together_stderr == 0.0)  # exact alike; else estimates agree
+            assert abs(together - weighted) <= 4 * np.hypot(stderr, together_stderr) + 1e-12
+
+
+def test_monte_carlo_is_reproducible_from_its_seed():
+    answers = list("abcabcaabbd" * 4)
+    correct = [a == "a" for a in answers]
+    first = majority_at_k(answers, correct, 9, exact_budget=0, draws=500, seed=5, exact_n=0)
+    assert majority_at_k(answers, correct, 9, exact_budget=0, draws=500, seed=5, exact_n=0) == first
+    assert majority_at_k(answers, correct, 9, exact_budget=0, draws=500, seed=6, exact_n=0) != first
