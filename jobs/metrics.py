@@ -105,7 +105,7 @@ EXACT_N = 20  # majority@k is exact for n up to this, whatever the budget
 
 
 def encode_votes(problem, answer, correct) -> tuple[np.ndarray, ...]:
-    """Flat per-sample arrays -> the layout of `jobs.votes`: `problem` holds problem indices
+    """Flat per-sample arrays -> the layout of `jobs.selection`: `problem` holds problem indices
     0..P-1, `answer` integer answer ids (any numbering, -1: no answer). Returns the row order
     (grouped by problem), offsets, per-problem answer codes in that order, and each
     (problem, answer)'s worth (the mean correctness of its samples) with its offsets."""
@@ -138,14 +138,15 @@ def default_draws(num_problems: int) -> int:
 
 
 def votes_by_problem(
-    problem, answer, correct, weights, ks: list[int], draws: int | None = None, seed: int = 0,
+    problem, answer, correct, weights, ks: list[int], draws: int | None = None, seed=0,
     exact_n: int = EXACT_N, exact_budget: int = 20_000, enumeration_budget: int = 5_000,
 ) -> dict[str, tuple[dict[int, np.ndarray], dict[int, np.ndarray]]]:
     """majority@k and weighted@k of every problem from flat per-sample arrays (see
     `encode_votes`; `weights` must be non-negative). Returns {"majority_at_k": (values, stderr),
     "weighted_at_k": (values, stderr)}, each a {k: array over problems}: NaN where n < k,
-    standard error 0 where the value is exact (see `jobs.votes` for when)."""
-    from jobs.votes import votes_at_k
+    standard error 0 where the value is exact (see `jobs.selection` for when). Problem p draws with
+    seed + p, or with seed[p] when `seed` is an array."""
+    from jobs.selection import votes_at_k
 
     weights = np.asarray(weights, dtype=np.float64)
     if np.any(weights < 0) or np.any(np.isnan(weights)):
@@ -153,9 +154,12 @@ def votes_by_problem(
     order, offsets, codes, worth, worth_offsets = encode_votes(problem, answer, correct)
     num_problems = offsets.size - 1
     ks_array = np.asarray(ks, dtype=np.int64)
+    seeds = np.asarray(seed, dtype=np.int64) + np.zeros(num_problems, dtype=np.int64)
+    if np.ndim(seed) == 0:
+        seeds += np.arange(num_problems)
     values, errors = votes_at_k(
         offsets, codes, weights[order], worth, worth_offsets, ks_array,
-        draws or default_draws(num_problems), seed, exact_n, exact_budget, enumeration_budget,
+        draws or default_draws(num_problems), seeds.astype(np.uint64), exact_n, exact_budget, enumeration_budget,
     )
     by_k = lambda table: {k: table[:, j] for j, k in enumerate(ks)}  # noqa: E731
     return {
@@ -265,41 +269,15 @@ def best_of_k_by_problem(problem, scores, correct, k: int) -> np.ndarray:
 
 
 def best_of_k_curves(problem, scores, correct, ks: list[int]) -> dict[int, np.ndarray]:
-    """`best_of_k_by_problem` for several k from one sort. The sample ranked r of n is the best
-    of a random k-subset with chance C(n-r, k-1)/C(n, k); a tie group (same problem and score)
-    shares its mean correctness; NaN scores rank last, tied with each other."""
+    """`best_of_k_by_problem` for several k at once (`jobs.selection.best_of_k_at`: one sort per
+    problem, O(n) per k). NaN scores rank last, tied with each other."""
+    from jobs.selection import best_of_k_at
+
     problem = np.asarray(problem, dtype=np.int64)
-    scores = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf)
-    correct = np.asarray(correct, dtype=np.float64)
     num_problems = int(problem.max()) + 1 if problem.size else 0
-    order = np.lexsort((-scores, problem))  # by problem, best score first
-    p, s, c = problem[order], scores[order], correct[order]
-    n = np.bincount(p, minlength=num_problems)
-    rank = np.arange(p.size) - (np.cumsum(n) - n)[p] + 1
-    starts = np.flatnonzero(np.r_[True, (p[1:] != p[:-1]) | (s[1:] != s[:-1])]) if p.size else np.zeros(0, int)
-    sizes = np.diff(np.r_[starts, p.size])
-    c = np.repeat(np.add.reduceat(c, starts) / sizes, sizes) if p.size else c
-    rows_n = n[p]
-    log_factorial = _log_factorials(int(n.max()) if n.size else 0)
-    curves = {}
-    for k in ks:
-        if k > log_factorial.size - 1:  # no problem has k samples
-            curves[k] = np.full(num_problems, np.nan)
-            continue
-        live = rank <= rows_n - k + 1  # false too where n < k
-        m, r = rows_n[live], rank[live]
-        log_weight = (  # log C(n-r, k-1) - log C(n, k)
-            log_factorial[m - r] - log_factorial[k - 1] - log_factorial[m - r - k + 1]
-            - log_factorial[m] + log_factorial[k] + log_factorial[m - k]
-        )
-        values = np.bincount(p[live], weights=np.exp(log_weight) * c[live], minlength=num_problems)
-        values[n < k] = np.nan
-        curves[k] = values
-    return curves
-
-
-def _log_factorials(n: int) -> np.ndarray:
-    """log(i!) for i = 0..n: a table, so that each k costs lookups, not log-gamma calls."""
-    from scipy.special import gammaln
-
-    return gammaln(np.arange(n + 1, dtype=np.float64) + 1)
+    order = np.argsort(problem, kind="stable")
+    offsets = np.r_[0, np.cumsum(np.bincount(problem, minlength=num_problems))]
+    scores = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf)[order]
+    correct = np.asarray(correct, dtype=np.float64)[order]
+    values = best_of_k_at(offsets, scores, correct, np.asarray(ks, dtype=np.int64))
+    return {k: values[:, j] for j, k in enumerate(ks)}

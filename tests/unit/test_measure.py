@@ -29,11 +29,17 @@ POOL = {
 }
 
 
-def write_pool(store: RunStore, pool=POOL, key=KEY, extra=None) -> None:
-    """Two units (the halves of each problem's samples), as troop writes them."""
-    for unit, first in (("u0", True), ("u1", False)):
-        rows = [(p, i, *s) for p, samples in pool.items() for i, s in enumerate(samples)
-                if (i < len(samples) // 2) == first]
+def write_pool(store: RunStore, pool=POOL, key=KEY, extra=None, troop_units=False) -> None:
+    """Two units (the halves of each problem's samples), or with `troop_units` two per problem
+    named as troop names them (problem range, sample range)."""
+    from jobs.plan import unit_id
+
+    units = [("u0", list(pool), True), ("u1", list(pool), False)]
+    if troop_units:
+        units = [(unit_id(i, i + 1, 0 if first else len(pool[p]) // 2, len(pool[p]) // 2 if first else len(pool[p])), [p], first)
+                 for i, p in enumerate(pool) for first in (True, False)]
+    for unit, problems, first in units:
+        rows = [(p, i, *s) for p in problems for i, s in enumerate(pool[p]) if (i < len(pool[p]) // 2) == first]
         samples = pa.table({
             "problem_id": [r[0] for r in rows], "sample_idx": [r[1] for r in rows], "text": ["x"] * len(rows),
             "num_tokens": [r[3] for r in rows], "cumulative_logprob": [r[4] for r in rows],
@@ -241,3 +247,33 @@ def test_metrics_and_report_work_on_a_foreign_pool_at_a_store_url(capsys):
     assert main(["report", store.root, "--out", f"{store.root}/elsewhere"]) == 0
     assert store.exists(store.path("elsewhere", "index.html")) and store.exists(store.path("elsewhere", "tokens.png"))
     assert store.url(store.path("elsewhere", "index.html")) in capsys.readouterr().out
+
+
+def test_units_batch_by_whole_problems():
+    from jobs.verified import unit_batches
+
+    units = ["p000000-000002-s000000-000004", "p000000-000002-s000004-000008",  # 2 problems x 8
+             "p000002-000003-s000000-000008", "p000003-000005-s000000-000004",
+             "p000004-000005-s000004-000008"]  # overlaps the previous range: same batch
+    assert unit_batches(units, max_rows=1) == [units[:2], units[2:3], units[3:]]
+    assert unit_batches(units, max_rows=100) == [units]
+    assert unit_batches(["b", "a"], max_rows=1) == [["a", "b"]]  # not troop's names: one batch
+
+
+def test_metrics_do_not_depend_on_batching_or_row_order(tmp_path, monkeypatch):
+    import jobs.verified
+
+    rng = np.random.default_rng(1)
+    big = {f"p{i}": [(str(rng.integers(0, 4)), 5, float(-rng.random())) for _ in range(40)] for i in range(3)}
+    store = RunStore(str(tmp_path / "run"))
+    write_pool(store, big, troop_units=True)
+    settings = MetricsConfig(ks=[1, 7, 40], draws=300)
+    whole, _, _ = measure_run(store, KEY, settings)
+    assert whole["ci"]["stderr"]["weighted_at_k"]["7"] > 0  # Monte Carlo values: seeds must match too
+    monkeypatch.setattr(jobs.verified, "BATCH_ROWS", 1)  # one batch per problem
+    assert len(list(jobs.verified.VerifiedReader(store, KEY, None).batches())) == 3
+    assert measure_run(store, KEY, settings)[0] == whole
+    for unit in store.unit_ids(f"verdicts/{KEY}"):  # verdict rows in another order than samples: a real join
+        table = store.read_table(store.verdict_unit(KEY, unit))
+        store.write_table(store.verdict_unit(KEY, unit), table.take(rng.permutation(table.num_rows)))
+    assert measure_run(store, KEY, settings)[0] == whole

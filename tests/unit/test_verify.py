@@ -9,7 +9,8 @@ import pytest
 
 from jobs.errors import ConfigError, StoreError
 from jobs.config import MetricsConfig
-from jobs.measure import load_pool, measure_run, write_metrics
+from jobs.measure import measure_run, write_metrics
+from jobs.verified import VerifiedReader
 from jobs.store import RunStore
 from jobs.config import VerifyConfig
 from jobs.verify import VerifyWorker, gold_self_check, resolve_verifier, verify_run, verify_settings
@@ -127,11 +128,11 @@ def test_unknown_verifier_is_a_config_error_listing_the_names(store):
 # Metrics of the run.
 
 
-def test_the_pool_joins_verdicts_to_samples_in_problem_order(store):
+def test_the_pool_joins_verdicts_to_samples(store):
     verify(store, "numeric")
-    pool = load_pool(store, KEY, None)
+    [pool] = list(VerifiedReader(store, KEY, None).batches())
     assert pool.problem_ids == ["a", "b", "c"]
-    assert pool.problem.tolist() == [0, 0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert np.bincount(pool.problem).tolist() == [4, 3, 3]
     assert (np.bincount(pool.problem, weights=pool.passed).tolist()) == [2, 2, 0]
 
 

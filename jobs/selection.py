@@ -1,4 +1,5 @@
-"""Vote metrics at k for every problem at once: numba kernels over flat per-sample arrays.
+"""The selection metrics at k for every problem at once: numba kernels over flat per-sample
+arrays. Votes (majority@k, weighted@k) first, best-of-k at the end.
 
 A vote at k is the expected accuracy of the answer elected by a uniformly random k-subset of a
 problem's samples: the plurality (majority@k) or the largest sum of sample weights
@@ -267,14 +268,14 @@ def _exact_values(codes, weights, worth, ks, free, counts, exact_n, exact_budget
 
 
 @njit(cache=True, parallel=True)
-def votes_at_k(offsets, codes, weights, worth, worth_offsets, ks, draws, seed, exact_n, exact_budget, enumeration_budget):
+def votes_at_k(offsets, codes, weights, worth, worth_offsets, ks, draws, seeds, exact_n, exact_budget, enumeration_budget):
     """majority@k and weighted@k of every problem: values and standard errors, each shaped
     (2, problems, len(ks)) with method 0 = majority, 1 = weighted; NaN where n < k, standard
     error 0 where exact."""
     problems = offsets.size - 1
     values = np.full((2, problems, ks.size), np.nan)
     errors = np.full((2, problems, ks.size), np.nan)
-    for p in prange(problems):  # problems are independent: each seeds its own draws
+    for p in prange(problems):  # problems are independent: each has its own seed
         pc, pw = codes[offsets[p] : offsets[p + 1]], weights[offsets[p] : offsets[p + 1]]
         pworth = worth[worth_offsets[p] : worth_offsets[p + 1]]
         counts = np.zeros(pworth.size, dtype=np.int64)
@@ -293,7 +294,7 @@ def votes_at_k(offsets, codes, weights, worth, worth_offsets, ks, draws, seed, e
         if wanted.any():
             sums = np.zeros((2, ks.size))
             squares = np.zeros((2, ks.size))
-            _monte_carlo(pc, pw, pworth, pworth.size, ks, wanted, draws, seed + p, sums, squares)
+            _monte_carlo(pc, pw, pworth, pworth.size, ks, wanted, draws, seeds[p], sums, squares)
             for m in range(2):
                 for j in range(ks.size):
                     if wanted[m, j]:
@@ -302,3 +303,37 @@ def votes_at_k(offsets, codes, weights, worth, worth_offsets, ks, draws, seed, e
                         values[m, p, j] = mean
                         errors[m, p, j] = math.sqrt(variance / draws)
     return values, errors
+
+
+@njit(cache=True, parallel=True)
+def best_of_k_at(offsets, scores, correct, ks):
+    """best-of-k of every problem, shaped (problems, len(ks)); rows grouped by problem, NaN
+    scores already replaced by -inf. The sample ranked r of n is the best of a random k-subset
+    with chance w_r = C(n-r, k-1)/C(n, k): w_1 = k/n, w_{r+1} = w_r (n-r-k+1)/(n-r). A tie
+    group (same score) shares its mean correctness."""
+    problems = offsets.size - 1
+    values = np.full((problems, ks.size), np.nan)
+    for p in prange(problems):
+        start, n = offsets[p], offsets[p + 1] - offsets[p]
+        order = np.argsort(-scores[start : start + n], kind="mergesort")
+        ranked = scores[start : start + n][order]
+        shared = correct[start : start + n][order].copy()
+        i = 0
+        while i < n:  # tie groups
+            j, total = i, 0.0
+            while j < n and ranked[j] == ranked[i]:
+                total += shared[j]
+                j += 1
+            shared[i:j] = total / (j - i)
+            i = j
+        for m in range(ks.size):
+            k = ks[m]
+            if k > n:
+                continue
+            weight, value = k / n, 0.0
+            for r in range(1, n - k + 2):
+                value += weight * shared[r - 1]
+                if r < n:
+                    weight *= (n - r - k + 1) / (n - r)
+            values[p, m] = value
+    return values
