@@ -74,41 +74,45 @@ def can_weigh(score: np.ndarray, column: str | None) -> bool:
 class PerProblem:
     """Every problem's numbers, in problem_id order, gathered from the batches."""
 
-    problem_ids: list[str]
     n: np.ndarray
     c: np.ndarray
     tokens: np.ndarray
     curves: dict  # curve -> ({k: values}, {k: stderr} or None)
-    answers: bool  # some verdict has an answer: the vote curves mean something
 
 
 def per_problem(reader: VerifiedReader, ks: list[int], settings: MetricsConfig, draws: int, ids: list[str]) -> PerProblem:
     """Runs the batches; problem p (in `ids` order) seeds its Monte Carlo draws with seed + p,
     so the numbers do not depend on how the pool is cut into batches."""
     index = {pid: i for i, pid in enumerate(ids)}
-    n, c, tokens = (np.zeros(len(ids), dtype=np.int64) for _ in range(3))
-    curves: dict = {}
+    found = PerProblem(*(np.zeros(len(ids), dtype=np.int64) for _ in range(3)), curves={})
     weighted, answers = True, False
     for pool in reader.batches():
         rows = np.array([index[p] for p in pool.problem_ids], dtype=np.int64)
         weighted = weighted and can_weigh(pool.score, settings.score)
         answers = answers or (pool.answer is not None and bool(np.any(pool.answer >= 0)))
-        n[rows] = np.bincount(pool.problem, minlength=rows.size)
-        c[rows] = np.bincount(pool.problem, weights=pool.passed, minlength=rows.size)
-        tokens[rows] = np.bincount(pool.problem, weights=pool.tokens, minlength=rows.size)
-        for name, (values, errors) in batch_curves(pool, ks, settings, draws, settings.seed + rows, weighted).items():
-            into = curves.setdefault(name, ({k: np.full(len(ids), np.nan) for k in ks}, {k: np.zeros(len(ids)) for k in ks} if errors is not None else None))
-            for k in ks:
-                into[0][k][rows] = values[k]
-                if errors is not None:
-                    into[1][k][rows] = errors[k]
+        found.n[rows] = np.bincount(pool.problem, minlength=rows.size)
+        found.c[rows] = np.bincount(pool.problem, weights=pool.passed, minlength=rows.size)
+        found.tokens[rows] = np.bincount(pool.problem, weights=pool.tokens, minlength=rows.size)
+        for name, curve in batch_curves(pool, ks, settings, draws, settings.seed + rows, weighted).items():
+            _place(found.curves, name, curve, rows, len(ids))
     if not weighted:
         log.warning("metrics.score=%s has negative values: weighted vote@k needs weights >= 0 and is left out", settings.score)
-        curves.pop("weighted_at_k", None)
-    if not answers:
-        curves.pop("majority_at_k", None)
-        curves.pop("weighted_at_k", None)
-    return PerProblem(ids, n, c, tokens, curves, answers)
+        found.curves.pop("weighted_at_k", None)
+    if not answers:  # the verifier gives no answers: there is nothing to vote on
+        found.curves.pop("majority_at_k", None)
+        found.curves.pop("weighted_at_k", None)
+    return found
+
+
+def _place(curves: dict, name: str, batch: tuple, rows: np.ndarray, size: int) -> None:
+    """A batch's (values, errors) of one curve into the arrays over every problem."""
+    values, errors = batch
+    if name not in curves:
+        curves[name] = ({k: np.full(size, np.nan) for k in values}, None if errors is None else {k: np.zeros(size) for k in values})
+    for k in values:
+        curves[name][0][k][rows] = values[k]
+        if errors is not None:
+            curves[name][1][k][rows] = errors[k]
 
 
 def choose_ks(n: np.ndarray, asked: list[int] | None) -> list[int]:

@@ -154,17 +154,14 @@ def votes_by_problem(
     order, offsets, codes, worth, worth_offsets = encode_votes(problem, answer, correct)
     num_problems = offsets.size - 1
     ks_array = np.asarray(ks, dtype=np.int64)
-    seeds = np.asarray(seed, dtype=np.int64) + np.zeros(num_problems, dtype=np.int64)
-    if np.ndim(seed) == 0:
-        seeds += np.arange(num_problems)
+    seeds = seed + np.arange(num_problems) if np.ndim(seed) == 0 else np.asarray(seed)
     values, errors = votes_at_k(
         offsets, codes, weights[order], worth, worth_offsets, ks_array,
         draws or default_draws(num_problems), seeds.astype(np.uint64), exact_n, exact_budget, enumeration_budget,
     )
-    by_k = lambda table: {k: table[:, j] for j, k in enumerate(ks)}  # noqa: E731
     return {
-        "majority_at_k": (by_k(values[0]), by_k(errors[0])),
-        "weighted_at_k": (by_k(values[1]), by_k(errors[1])),
+        name: ({k: values[m][:, j] for j, k in enumerate(ks)}, {k: errors[m][:, j] for j, k in enumerate(ks)})
+        for m, name in enumerate(("majority_at_k", "weighted_at_k"))
     }
 
 

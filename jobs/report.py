@@ -315,6 +315,8 @@ def plot_pass_rates(runs: list[Run]) -> Figure:
         ax.plot([0.0, 1.0], [zero, one], "D", color=f"C{i}", markersize=7, clip_on=False)
         notes.append(f"{run.label}: {zero:.0%} never solved (rate 0), {one:.0%} always (rate 1)")
     ax.set_xlim(-0.02, 1.02)
+    low, high = ax.get_ylim()
+    ax.set_ylim(low, high * (1.12 + 0.08 * len(notes)))  # headroom: the notes sit above the bars
     ax.set(xlabel="per-problem pass rate (passed / n)", ylabel="share of problems",
            title="Per-problem pass rates (bins of 0.05; ◆ = exactly 0 or 1)")
     empty = all(run.pass_rates is None or not run.pass_rates.size for run in runs)
