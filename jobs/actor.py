@@ -5,12 +5,14 @@ cluster as Ray actors. Samples go from the engine straight to the store: the dri
 only a `UnitStats`.
 """
 
+import os
 import time
 from dataclasses import dataclass
 
+from jobs.failures import record_failures
 from jobs.plan import WorkUnit, problem_seed
 from jobs.store import RunStore
-from workers.engine import Engine, EngineSpec
+from workers.engine import Engine, EngineSpec, Rejected
 from workers.samples import SAMPLES_SCHEMA, samples_table
 from workers.sampling import SamplingSpec
 
@@ -31,6 +33,7 @@ class UnitStats:
     samples: int
     tokens: int
     seconds: float
+    rejected: int = 0  # problems whose prompt the engine refused (see failures/)
 
 
 class GenerationWorker:
@@ -38,8 +41,9 @@ class GenerationWorker:
         self.engine = engine_factory(spec)
         self._prompts: dict[str, dict] = {}  # run root -> {problem_id: prompt}
 
-    def ready(self) -> bool:
-        return True
+    def ready(self) -> int:
+        """The worker's process id, once its engine is up (a dead worker is named by it)."""
+        return os.getpid()
 
     def _prompts_of(self, store: RunStore) -> dict:
         # A worker serves one run at a time, but a pool may serve several runs in turn.
@@ -53,10 +57,14 @@ class GenerationWorker:
         unit = task.unit
         prompts = self._prompts_of(task.store)
         seeds = [problem_seed(task.run_seed, pid) + unit.sample_start for pid in unit.problem_ids]
-        outputs = self.engine.generate(
+        results = self.engine.generate(
             [prompts[pid] for pid in unit.problem_ids], task.sampling, unit.samples_per_problem, seeds
         )
-        table = samples_table(unit.problem_ids, outputs, unit.sample_start, seeds)
+        kept = [i for i, r in enumerate(results) if not isinstance(r, Rejected)]
+        rejected = [(unit.problem_ids[i], r.status, r.reason) for i, r in enumerate(results) if isinstance(r, Rejected)]
+        table = samples_table([unit.problem_ids[i] for i in kept], [results[i] for i in kept], unit.sample_start, [seeds[i] for i in kept])
+        # Failures first: the sample file is the unit's completion marker.
+        record_failures(task.store, unit.unit_id, rejected)
         task.store.write_table(task.store.sample_unit(unit.unit_id), table, SAMPLES_SCHEMA)
         tokens = sum(table["num_tokens"].to_pylist())
-        return UnitStats(unit.unit_id, table.num_rows, tokens, time.perf_counter() - began)
+        return UnitStats(unit.unit_id, table.num_rows, tokens, time.perf_counter() - began, len(rejected))

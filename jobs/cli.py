@@ -42,6 +42,19 @@ def print_generate(summary) -> None:
         f"({summary.units_skipped} already done): {summary.samples:,} samples, "
         f"{summary.tokens:,} tokens, {rate:,.0f} tokens/s"
     )
+    if summary.rejected:
+        out.print(f"{summary.rejected} problem(s) without samples: the engine refused their prompt (reasons in failures/)")
+
+
+def check_failed_units(summary, root: str) -> None:
+    """After everything else is done: a unit that failed every attempt fails the command."""
+    if summary.failed:
+        unit_id, (status, reason) = next(iter(summary.failed.items()))
+        more = f" and {len(summary.failed) - 1} more" if len(summary.failed) > 1 else ""
+        raise TroopError(
+            f"unit {unit_id}{more} failed every attempt ({status}: {reason}); the rest of the run is done, "
+            f"the failures are in {root}/failures/: rerun the same command to retry them"
+        )
 
 
 def print_verify(summary) -> None:
@@ -113,8 +126,9 @@ def cmd_run(args) -> None:
 
     config: JobConfig = merge_config(args.config, args.overrides)
     if config.verify.verifier is None:
-        print_generate(generate(config))
-        _print_root(config)
+        summary = generate(config)
+        print_generate(summary)
+        check_failed_units(summary, _print_root(config).root)
         return
     generated, verified = generate_and_verify(config)
     print_generate(generated)
@@ -122,14 +136,16 @@ def cmd_run(args) -> None:
     store = _print_root(config)
     _measure(store, verified.verifier_key, config.metrics, config.model.path)
     _report([store], RunStore(store.path("report"), dict(config.run.storage_options)))
+    check_failed_units(generated, store.root)
 
 
 def cmd_generate(args) -> None:
     from jobs.generate import generate
 
     config = merge_config(args.config, args.overrides)
-    print_generate(generate(config))
-    _print_root(config)
+    summary = generate(config)
+    print_generate(summary)
+    check_failed_units(summary, _print_root(config).root)
 
 
 def _verifier_name(config: RootConfig) -> str:

@@ -77,6 +77,7 @@ class ClusterConfig:
     address: Optional[str] = None  # None: a local Ray; "auto" or ray://host:port: an existing one
     num_workers: Optional[int] = None  # None: one per tensor_parallel_size GPUs, or 1 on CPU
     cpus_per_worker: float = 1.0
+    max_unit_retries: int = 2  # attempts after the first for a unit whose worker dies or errs
 
 
 @dataclass
@@ -257,6 +258,8 @@ def check_config(config: JobConfig) -> None:
     }
     if p.limit is not None:
         positive["problems.limit"] = p.limit
+    if config.cluster.max_unit_retries < 0:
+        raise ConfigError(f"config key 'cluster.max_unit_retries' is {config.cluster.max_unit_retries}: it must be >= 0")
     if config.cluster.num_workers is not None:
         positive["cluster.num_workers"] = config.cluster.num_workers
     for key, value in positive.items():

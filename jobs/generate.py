@@ -2,7 +2,7 @@
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import pyarrow as pa
@@ -10,11 +10,13 @@ import pyarrow as pa
 from jobs.actor import UnitStats, UnitTask
 from jobs.config import JobConfig
 from jobs.errors import ProblemSetError
+from jobs.failures import record_failures
 from jobs.plan import WorkUnit, plan_units
 from jobs.pool import GenerationPool, init_ray
 from jobs.progress import UnitProgress
 from jobs.runinfo import check_model_path, check_resumable, record_run
 from jobs.sources import load_problems
+from jobs.status import ProgressFile
 from jobs.store import RunStore
 from workers.engine import EngineSpec
 from workers.sampling import SamplingSpec
@@ -30,6 +32,8 @@ class GenerateSummary:
     samples: int
     tokens: int
     seconds: float
+    rejected: int = 0  # problems whose prompt the engine refused (failures/)
+    failed: dict = field(default_factory=dict)  # unit id -> (status, reason): no sample file
 
 
 def engine_spec(config: JobConfig) -> EngineSpec:
@@ -112,7 +116,8 @@ def generate(
 
 
 def start_pool(config: JobConfig) -> GenerationPool:
-    return GenerationPool(engine_spec(config), config.cluster.num_workers, config.cluster.cpus_per_worker)
+    c = config.cluster
+    return GenerationPool(engine_spec(config), c.num_workers, c.cpus_per_worker, c.max_unit_retries)
 
 
 def execute(plan: RunPlan, pool: GenerationPool | None, on_unit: Callable[[str], None] | None = None) -> GenerateSummary:
@@ -139,7 +144,10 @@ def _generate(pool, config, store, problems, todo: list[WorkUnit], units_total: 
             if on_unit is not None:
                 on_unit(stats.unit_id)
 
-        stats = pool.run(tasks, landed)
+        result = pool.run(tasks, landed, ProgressFile(store))
+    for unit_id, (status, reason) in result.failed.items():
+        record_failures(store, unit_id, [(None, status, reason)])
+    stats = result.finished
     return GenerateSummary(
         units_total=units_total,
         units_skipped=units_total - len(todo),
@@ -147,4 +155,6 @@ def _generate(pool, config, store, problems, todo: list[WorkUnit], units_total: 
         samples=sum(s.samples for s in stats),
         tokens=sum(s.tokens for s in stats),
         seconds=time.perf_counter() - began,
+        rejected=sum(s.rejected for s in stats),
+        failed=result.failed,
     )

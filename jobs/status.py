@@ -1,24 +1,86 @@
-"""`troop status`: what a root holds, read from the store alone."""
+"""`troop status`: what a root holds, read from the store alone, for a running or a stopped run.
+
+Units done are the sample files; failed ones are in `failures/`; the units in flight are those
+the driver last said it had handed out (`progress.json`, rewritten as units are dispatched
+and land), shown with the time it said so, since a driver that was killed cannot update it.
+"""
 
 import json
+import time
+from datetime import datetime, timezone
 
 from omegaconf import OmegaConf
 
+from jobs.failures import read_failures
 from jobs.plan import plan_units
 from jobs.store import RunStore
+
+PROGRESS = "progress.json"
+PROGRESS_EVERY_S = 2.0  # at most one progress write per this many seconds (one PUT on S3)
+
+
+class ProgressFile:
+    """The driver's record of the units in flight: `dispatched`/`settled` as the pool works."""
+
+    def __init__(self, store: RunStore):
+        self.store, self.in_flight, self.written_at = store, set(), 0.0
+
+    def dispatched(self, unit_id: str) -> None:
+        self.in_flight.add(unit_id)
+        self._write()
+
+    def settled(self, unit_id: str) -> None:
+        self.in_flight.discard(unit_id)
+        self._write(force=not self.in_flight)
+
+    def _write(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self.written_at < PROGRESS_EVERY_S:
+            return
+        self.written_at = time.monotonic()
+        state = {"updated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "in_flight": sorted(self.in_flight)}
+        self.store.write_text(self.store.path(PROGRESS), json.dumps(state) + "\n")
+
+
+def _samples_lines(store: RunStore, done: set[str]) -> list[str]:
+    failures = read_failures(store).to_pylist()
+    failed_units = {f["unit_id"] for f in failures if f["problem_id"] is None} - done
+    refused = [f for f in failures if f["problem_id"] is not None]
+    progress = json.loads(store.read_text(store.path(PROGRESS))) if store.exists(store.path(PROGRESS)) else None
+    in_flight = set(progress["in_flight"]) - done - failed_units if progress else set()
+    if store.exists(store.job_yaml) and store.exists(store.problems):
+        job = OmegaConf.create(store.read_text(store.job_yaml))
+        ids = store.read_table(store.problems, columns=["problem_id"])["problem_id"].to_pylist()
+        planned = {u.unit_id for u in plan_units(ids, job.sampling.n, job.plan.samples_per_unit)}
+        finished = len(planned & done)
+        remaining = len(planned - done - failed_units - in_flight)
+        line = (f"samples: {finished}/{len(planned)} units done, {len(in_flight)} in flight, {len(failed_units)} failed, "
+                f"{remaining} remaining ({len(ids)} problems x n={job.sampling.n})")
+    else:
+        line = f"samples: {len(done)} unit files (no job.yaml: not written by troop run)"
+    lines = [line]
+    if in_flight:
+        lines.append(f"in flight as of {progress['updated']} (the driver's last word; it may have stopped since)")
+    if failed_units:
+        lines.append(f"failed units (rerun to retry): {', '.join(sorted(failed_units))}")
+    if refused:
+        lines.append(f"problems whose prompt the engine refused: {len(refused)} (failures/)")
+    return lines
+
+
+def _so_far(store: RunStore, done: set[str]) -> str:
+    samples = tokens = 0
+    for unit in done:
+        column = store.read_table(store.sample_unit(unit), columns=["num_tokens"])["num_tokens"]
+        samples += len(column)
+        tokens += sum(column.to_pylist())
+    return f"so far: {samples:,} samples, {tokens:,} tokens"
 
 
 def run_status(store: RunStore) -> list[str]:
     lines = [f"root: {store.root}"]
     done = store.unit_ids("samples")
-    if store.exists(store.job_yaml) and store.exists(store.problems):
-        job = OmegaConf.create(store.read_text(store.job_yaml))
-        ids = store.read_table(store.problems, columns=["problem_id"])["problem_id"].to_pylist()
-        units = plan_units(ids, job.sampling.n, job.plan.samples_per_unit)
-        finished = sum(u.unit_id in done for u in units)
-        lines.append(f"samples: {finished}/{len(units)} units ({len(ids)} problems x n={job.sampling.n})")
-    else:
-        lines.append(f"samples: {len(done)} unit files (no job.yaml: not written by troop run)")
+    lines += _samples_lines(store, done)
+    lines.append(_so_far(store, done))
     verdict_root = store.path("verdicts")
     keys = sorted(p.rsplit("/", 1)[-1] for p in store.fs.glob(store.path("verdicts", "*"))) if store.exists(verdict_root) else []
     for key in keys:

@@ -5,11 +5,14 @@ the only difference is `engine_args`, which turns chunked prefill off where seed
 needs it.
 """
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from workers.sampling import SamplingSpec, sampling_params
 
+
+log = logging.getLogger("troop")
 
 # On the CPU backend vLLM reads gpu_memory_utilization as a share of host RAM (0.9 fails beside
 # any other process); an explicit KV cache size is predictable and skips the warm-up pass that
@@ -67,6 +70,28 @@ def render_prompt(tokenizer, prompt) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """A prompt the engine cannot take: `status` is `prompt_too_long` or `rejected`."""
+
+    status: str
+    reason: str
+
+
+def request_errors() -> tuple[type[Exception], ...]:
+    """What vLLM raises for a request it refuses (not for a dead engine): its client errors
+    where it has them (vllm.exceptions), ValueError in older releases."""
+    try:
+        from vllm.exceptions import VLLMClientError
+    except ImportError:
+        return (ValueError, TypeError)
+    return (ValueError, TypeError, VLLMClientError)
+
+
+def first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
 class Engine:
     """One vLLM engine; `generate` sends all of a unit's requests in one call."""
 
@@ -78,8 +103,41 @@ class Engine:
         self.llm = LLM(**engine_args(spec, on_cpu=current_platform.is_cpu()))
 
     def generate(self, prompts: Sequence, sampling: SamplingSpec, n: int, seeds: Sequence[int]) -> list:
-        """RequestOutputs in prompt order; request i draws n completions from seed seeds[i]."""
+        """In prompt order, a RequestOutput or a `Rejected` per prompt; request i draws n
+        completions from seed seeds[i]. One bad prompt does not cost the others their samples."""
         tokenizer = self.llm.get_tokenizer()
-        texts = [render_prompt(tokenizer, p) for p in prompts]
-        params = [sampling_params(sampling, n, seed) for seed in seeds]
-        return self.llm.generate(texts, params, use_tqdm=False)
+        results: list = [None] * len(prompts)
+        texts, params = {}, {}
+        for i, (prompt, seed) in enumerate(zip(prompts, seeds)):
+            try:
+                texts[i] = render_prompt(tokenizer, prompt)
+            except Exception as err:  # a chat template that refuses the messages
+                results[i] = Rejected("rejected", f"chat template: {first_line(err)}")
+                continue
+            length = len(tokenizer.encode(texts[i]))
+            if length >= self.spec.max_model_len:  # vLLM needs room for one generated token
+                results[i] = Rejected("prompt_too_long", f"{length} prompt tokens, model.max_model_len is {self.spec.max_model_len}")
+            else:
+                params[i] = sampling_params(sampling, n, seed)
+        self._generate_isolating(sorted(params), texts, params, results)
+        return results
+
+    def _generate_isolating(self, indices: list[int], texts: dict, params: dict, results: list) -> None:
+        """All of `indices` in one call; if the engine rejects the call, halves until the
+        rejected prompts stand alone (seeded samples do not depend on their batch, so the
+        others' outputs are the same). A dead engine is not a rejection: it propagates."""
+        if not indices:
+            return
+        try:
+            outputs = self.llm.generate([texts[i] for i in indices], [params[i] for i in indices], use_tqdm=False)
+        except request_errors() as err:
+            if len(indices) == 1:
+                log.warning("prompt %d rejected by the engine: %s", indices[0], first_line(err))
+                results[indices[0]] = Rejected("rejected", first_line(err))
+                return
+            half = len(indices) // 2
+            self._generate_isolating(indices[:half], texts, params, results)
+            self._generate_isolating(indices[half:], texts, params, results)
+            return
+        for i, output in zip(indices, outputs):
+            results[i] = output

@@ -35,17 +35,19 @@ def pool(ray_session, tiny_model):
 
 @pytest.fixture
 def make_config(tmp_path, tiny_model):
-    """A JobConfig for the shared engine: arithmetic problems, a fresh root per name."""
+    """A JobConfig for the shared engine: arithmetic problems (unless the overrides name another
+    problems.source), a fresh root per name."""
 
     def make(name: str = "run", *overrides: str) -> JobConfig:
+        own_source = any(o.startswith("problems.source=") for o in overrides)
+        arithmetic = [] if own_source else ["problems.source=arithmetic", "problems.options.num_problems=12"]
         return merge_config(
             None,
             [
                 f"run.root={tmp_path / name}",
                 f"model.path={tiny_model}",
                 *ENGINE_KEYS,
-                "problems.source=arithmetic",
-                "problems.options.num_problems=12",
+                *arithmetic,
                 "sampling.max_tokens=12",
                 "sampling.n=8",
                 "plan.samples_per_unit=32",

@@ -69,7 +69,8 @@ def test_root_commands_on_the_demo(demo_root):
     root, _ = demo_root
     status = troop("status", str(root))
     assert status.returncode == 0, status.stderr
-    assert "samples: 4/4 units (100 problems x n=64)" in status.stdout  # 32 problems x 64 per unit
+    assert "samples: 4/4 units done, 0 in flight, 0 failed, 0 remaining (100 problems x n=64)" in status.stdout
+    assert "so far: 6,400 samples" in status.stdout
     again = troop("verify", str(root))
     assert again.returncode == 0 and "verified 0 units" in again.stdout
     metrics = troop("metrics", str(root))
