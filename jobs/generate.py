@@ -55,8 +55,8 @@ def sampling_spec(config: JobConfig) -> SamplingSpec:
     )
 
 
-def open_run(config: JobConfig, required_columns: dict[str, str] | None = None) -> tuple[RunStore, pa.Table]:
-    """The run's store and problem set, checked; nothing is written yet.
+def open_run(config: JobConfig, required_columns: dict[str, str] | None = None) -> tuple[RunStore, pa.Table, list]:
+    """The run's store, problem set and sample segments, checked; nothing is written yet.
 
     `required_columns` maps problem columns that a later step reads to the setting that needs them.
     """
@@ -69,8 +69,8 @@ def open_run(config: JobConfig, required_columns: dict[str, str] | None = None) 
                 f"lacks: map it with problems.columns.{column}=COLUMN or pick another verifier"
             )
     store.check_writable()
-    check_resumable(store, config, problems)
-    return store, problems
+    segments = check_resumable(store, config, problems)
+    return store, problems, segments
 
 
 def pending_units(store: RunStore, units: list[WorkUnit]) -> list[WorkUnit]:
@@ -87,16 +87,17 @@ class RunPlan:
     problems: pa.Table
     units: list[WorkUnit]
     todo: list[WorkUnit]
+    segments: list  # sample-index ranges planned one after the other (sampling.n raised on resume)
 
 
 def plan_run(config: JobConfig, required_columns: dict[str, str] | None = None) -> RunPlan:
     """Every input check (model path, problems, store, resume) before any engine starts."""
     check_model_path(config.model.path)
-    store, problems = open_run(config, required_columns)
-    units = plan_units(problems["problem_id"].to_pylist(), config.sampling.n, config.plan.samples_per_unit)
+    store, problems, segments = open_run(config, required_columns)
+    units = plan_units(problems["problem_id"].to_pylist(), config.sampling.n, config.plan.samples_per_unit, segments)
     todo = pending_units(store, units)
     log.info("run %s: %d units, %d already done", store.root, len(units), len(units) - len(todo))
-    return RunPlan(config, store, problems, units, todo)
+    return RunPlan(config, store, problems, units, todo, segments)
 
 
 def generate(
@@ -124,15 +125,15 @@ def execute(plan: RunPlan, pool: GenerationPool | None, on_unit: Callable[[str],
     """Generate the plan's pending units on `pool`; `on_unit` sees each unit id as its file lands."""
     config = plan.config
     if not plan.todo:
-        record_run(plan.store, config, plan.problems)
+        record_run(plan.store, config, plan.problems, plan.segments)
         return GenerateSummary(len(plan.units), len(plan.units), [], 0, 0, 0.0)
     if pool.spec != engine_spec(config):
         raise ValueError(f"the pool's engine ({pool.spec}) is not the one the config asks for ({engine_spec(config)})")
-    return _generate(pool, config, plan.store, plan.problems, plan.todo, len(plan.units), on_unit)
+    record_run(plan.store, config, plan.problems, plan.segments)
+    return _generate(pool, config, plan.store, plan.todo, len(plan.units), on_unit)
 
 
-def _generate(pool, config, store, problems, todo: list[WorkUnit], units_total: int, on_unit=None) -> GenerateSummary:
-    record_run(store, config, problems)
+def _generate(pool, config, store, todo: list[WorkUnit], units_total: int, on_unit=None) -> GenerateSummary:
     store.remove_stale_temporaries("samples")
     tasks = [UnitTask(store, unit, sampling_spec(config), config.run.seed) for unit in todo]
     began = time.perf_counter()

@@ -49,20 +49,32 @@ def unit_id(problem_start: int, problem_end: int, sample_start: int, sample_end:
     return f"p{problem_start:06d}-{problem_end:06d}-s{sample_start:06d}-{sample_end:06d}"
 
 
-def plan_units(problem_ids: Sequence[str], n: int, samples_per_unit: int) -> list[WorkUnit]:
+def plan_units(
+    problem_ids: Sequence[str], n: int, samples_per_unit: int, segments: Sequence[tuple[int, int]] | None = None
+) -> list[WorkUnit]:
     """Units covering every (problem, sample index < n) exactly once.
 
     Each unit takes min(n, samples_per_unit) sample indices of as many problems as keep it
     within samples_per_unit samples; n larger than that splits a problem's samples over units.
+    `segments` ([start, end) ranges that tile 0..n, by default one) are planned one after the
+    other: a run whose sampling.n was raised keeps the units of its first n and adds units for
+    the new indices only.
     """
     if n < 1 or samples_per_unit < 1:
         raise ValueError(f"n={n} and samples_per_unit={samples_per_unit} must be at least 1")
-    width = min(n, samples_per_unit)
+    segments = list(segments or [(0, n)])
+    if segments[0][0] != 0 or segments[-1][1] != n or any(a[1] != b[0] for a, b in zip(segments, segments[1:])):
+        raise ValueError(f"segments {segments} do not tile 0..{n}")
+    return [unit for start, end in segments for unit in _plan_segment(problem_ids, start, end, samples_per_unit)]
+
+
+def _plan_segment(problem_ids: Sequence[str], first: int, n: int, samples_per_unit: int) -> list[WorkUnit]:
+    width = min(n - first, samples_per_unit)
     block = max(1, samples_per_unit // width)
     units = []
     for p_start in range(0, len(problem_ids), block):
         p_end = min(p_start + block, len(problem_ids))
-        for s_start in range(0, n, width):
+        for s_start in range(first, n, width):
             s_end = min(s_start + width, n)
             units.append(
                 WorkUnit(

@@ -78,8 +78,17 @@ def sandbox_mode(config: JobConfig) -> str | None:
         return None
 
 
-def job_yaml(config: JobConfig) -> str:
-    return to_yaml(config) + OmegaConf.to_yaml({"troop": versions(config)})
+def job_yaml(config: JobConfig, segments: list[tuple[int, int]] | None = None) -> str:
+    segments = segments or [(0, config.sampling.n)]
+    troop = {**versions(config), "sample_segments": [list(s) for s in segments]}
+    return to_yaml(config) + OmegaConf.to_yaml({"troop": troop})
+
+
+def sample_segments(job: dict) -> list[tuple[int, int]]:
+    """The sample-index ranges a run's units were planned in: one, [0, n), unless sampling.n was
+    raised on a resume (job.yaml's troop.sample_segments)."""
+    recorded = (job.get("troop") or {}).get("sample_segments")
+    return [tuple(s) for s in recorded] if recorded else [(0, int(job["sampling"]["n"]))]
 
 
 def _sample_settings(job: dict) -> dict:
@@ -99,23 +108,33 @@ def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     return [d for k in keys for d in _differences(old.get(k), new.get(k), f"{prefix}{k}.")]
 
 
-def check_resumable(store: RunStore, config: JobConfig, problems: pa.Table) -> None:
-    """A root that already holds a run must get a config that gives the same samples."""
+def check_resumable(store: RunStore, config: JobConfig, problems: pa.Table) -> list[tuple[int, int]]:
+    """A root that already holds a run must get a config that gives the same samples, except
+    for a larger sampling.n, which adds sample indices. Returns the sample segments to plan."""
+    segments = [(0, config.sampling.n)]
     if store.exists(store.job_yaml):
         old = OmegaConf.to_container(OmegaConf.create(store.read_text(store.job_yaml)))
         new = OmegaConf.to_container(OmegaConf.create(to_yaml(config)))  # versions do not matter here
-        changed = _differences(_sample_settings(old), _sample_settings(new))
+        old_n, new_n = int(old["sampling"]["n"]), config.sampling.n
+        changed = [d for d in _differences(_sample_settings(old), _sample_settings(new)) if not d.startswith("sampling.n:")]
         if changed:
             raise ConfigError(
                 f"run.root={store.root} holds a run with other sampling settings ({'; '.join(changed)}): "
                 "use a new run.root or the old settings"
             )
+        if new_n < old_n:
+            raise ConfigError(
+                f"run.root={store.root} holds sampling.n={old_n}: a resume may raise n (adding samples), "
+                f"not lower it to {new_n}; use sampling.n={old_n} (metrics.ks picks smaller k) or a new run.root"
+            )
+        segments = sample_segments(old) + ([(old_n, new_n)] if new_n > old_n else [])
     if store.exists(store.problems) and not store.read_table(store.problems).equals(problems):
         raise ConfigError(f"run.root={store.root} holds a different problem set: use a new run.root")
+    return segments
 
 
-def record_run(store: RunStore, config: JobConfig, problems: pa.Table) -> None:
-    """Write job.yaml and problems.parquet (after `check_resumable`)."""
+def record_run(store: RunStore, config: JobConfig, problems: pa.Table, segments: list[tuple[int, int]] | None = None) -> None:
+    """Write job.yaml and problems.parquet (after `check_resumable`, which gives the segments)."""
     if not store.exists(store.problems):
         store.write_table(store.problems, problems)
-    store.write_text(store.job_yaml, job_yaml(config))
+    store.write_text(store.job_yaml, job_yaml(config, segments))

@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 from jobs.failures import read_failures
 from jobs.plan import plan_units
+from jobs.runinfo import sample_segments
 from jobs.store import RunStore
 
 PROGRESS = "progress.json"
@@ -48,13 +49,14 @@ def _samples_lines(store: RunStore, done: set[str]) -> list[str]:
     progress = json.loads(store.read_text(store.path(PROGRESS))) if store.exists(store.path(PROGRESS)) else None
     in_flight = set(progress["in_flight"]) - done - failed_units if progress else set()
     if store.exists(store.job_yaml) and store.exists(store.problems):
-        job = OmegaConf.create(store.read_text(store.job_yaml))
+        job = OmegaConf.to_container(OmegaConf.create(store.read_text(store.job_yaml)))
+        n = int(job["sampling"]["n"])
         ids = store.read_table(store.problems, columns=["problem_id"])["problem_id"].to_pylist()
-        planned = {u.unit_id for u in plan_units(ids, job.sampling.n, job.plan.samples_per_unit)}
+        planned = {u.unit_id for u in plan_units(ids, n, job["plan"]["samples_per_unit"], sample_segments(job))}
         finished = len(planned & done)
         remaining = len(planned - done - failed_units - in_flight)
         line = (f"samples: {finished}/{len(planned)} units done, {len(in_flight)} in flight, {len(failed_units)} failed, "
-                f"{remaining} remaining ({len(ids)} problems x n={job.sampling.n})")
+                f"{remaining} remaining ({len(ids)} problems x n={n})")
     else:
         line = f"samples: {len(done)} unit files (no job.yaml: not written by troop run)"
     lines = [line]

@@ -1,5 +1,8 @@
 """A run on a local Ray with a real vLLM engine on the CPU: rows, reproducibility, resume."""
 
+import glob
+import os
+
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -79,3 +82,15 @@ def test_resume_with_other_sampling_settings_is_refused(pool, make_config):
     generate(make_config("guarded"), pool=pool)
     with pytest.raises(ConfigError, match=r"sampling\.temperature: 1\.0 -> 0\.5"):
         generate(make_config("guarded", "sampling.temperature=0.5"), pool=pool)
+
+
+def test_raising_n_on_resume_adds_exactly_the_new_samples(pool, make_config):
+    small = make_config("grown", "sampling.n=4")
+    first = generate(small, pool=pool)
+    before = {p: os.path.getmtime(p) for p in glob.glob(os.path.join(small.run.root, "samples", "*.parquet"))}
+    grown = generate(make_config("grown", "sampling.n=10"), pool=pool)
+    assert grown.units_skipped == len(first.generated) and grown.samples == 12 * 6
+    assert all(os.path.getmtime(p) == t for p, t in before.items())  # the first samples untouched
+    scratch = make_config("scratch", "sampling.n=10")
+    generate(scratch, pool=pool)
+    assert read_pool(make_config("grown", "sampling.n=10")).equals(read_pool(scratch))

@@ -99,11 +99,33 @@ def test_resume_with_other_sampling_settings_names_the_keys(base, tmp_path):
     from jobs.generate import open_run
     from jobs.runinfo import record_run
 
-    store, problems = open_run(merge_config(str(base)))
+    store, problems, _ = open_run(merge_config(str(base)))
     record_run(store, merge_config(str(base)), problems)
     result = troop("run", str(base), "sampling.temperature=0.5", "sampling.max_tokens=100")
     assert_refused(result, "sampling.max_tokens: 256 -> 100", "sampling.temperature: 1.0 -> 0.5", "use a new run.root")
     assert sorted(p.name for p in (tmp_path / "root").iterdir()) == ["job.yaml", "problems.parquet"]
+
+
+def test_a_resume_may_raise_n_but_not_lower_it(base, tmp_path):
+    from jobs.config import merge_config
+    from jobs.generate import open_run
+    from jobs.plan import plan_units
+    from jobs.runinfo import record_run
+
+    config = merge_config(str(base), ["sampling.n=8", "plan.samples_per_unit=32"])
+    store, problems, segments = open_run(config)
+    assert segments == [(0, 8)]
+    record_run(store, config, problems, segments)
+    raised = merge_config(str(base), ["sampling.n=20", "plan.samples_per_unit=32", "verify.timeout_s=3"])
+    _, _, segments = open_run(raised)
+    assert segments == [(0, 8), (8, 20)]
+    ids = problems["problem_id"].to_pylist()
+    old = {u.unit_id for u in plan_units(ids, 8, 32)}
+    new = plan_units(ids, 20, 32, segments)
+    assert old <= {u.unit_id for u in new}  # the first 8 samples keep their units
+    assert sum(u.num_samples for u in new) == 20 * len(ids)
+    assert all(u.sample_start >= 8 for u in new if u.unit_id not in old)
+    assert_refused(troop("run", str(base), "sampling.n=4", "plan.samples_per_unit=32"), "holds sampling.n=8", "not lower it to 4")
 
 
 def test_metrics_on_a_root_whose_verifier_is_null(tmp_path):
