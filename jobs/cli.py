@@ -46,6 +46,16 @@ def print_generate(summary) -> None:
         out.print(f"{summary.rejected} problem(s) without samples: the engine refused their prompt (reasons in failures/)")
 
 
+def check_unverified_units(summary, root: str) -> None:
+    """A unit whose verification killed every worker it met fails the command, after the rest."""
+    if summary.failed:
+        unit_id, reason = next(iter(summary.failed.items()))
+        raise TroopError(
+            f"verifying unit {unit_id} failed every attempt ({reason}) and {len(summary.failed) - 1} other unit(s) "
+            f"likewise; the rest of {root} is verified: rerun troop verify {root} to retry them"
+        )
+
+
 def check_failed_units(summary, root: str) -> None:
     """After everything else is done: a unit that failed every attempt fails the command."""
     if summary.failed:
@@ -137,6 +147,7 @@ def cmd_run(args) -> None:
     _measure(store, verified.verifier_key, config.metrics, config.model.path)
     _report([store], RunStore(store.path("report"), dict(config.run.storage_options)))
     check_failed_units(generated, store.root)
+    check_unverified_units(verified, store.root)
 
 
 def cmd_generate(args) -> None:
@@ -159,7 +170,9 @@ def cmd_verify(args) -> None:
 
     config, store = _load_root(args.root, args.overrides)
     _verifier_name(config)
-    print_verify(verify_run(store, config.verify))
+    summary = verify_run(store, config.verify)
+    print_verify(summary)
+    check_unverified_units(summary, store.root)
 
 
 def cmd_metrics(args) -> None:

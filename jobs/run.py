@@ -28,7 +28,7 @@ class VerifyFeed:
 
     def _run(self, pool: VerifyPool) -> None:
         try:
-            pool.run_stream(self.queue, self.summary.add)
+            pool.run_stream(self.queue, self.summary.add, self.summary.failed.__setitem__)
         except BaseException as err:  # noqa: BLE001 - re-raised on the driver's thread by close()
             self.error = err
 

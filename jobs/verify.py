@@ -16,6 +16,7 @@ from jobs.config import VerifyConfig
 from jobs.errors import ConfigError, StoreError
 from jobs.store import RunStore
 from verifiers import VERDICTS_SCHEMA, Verifier, get_verifier
+from verifiers.verdict import Verdict
 from verifiers.registry import Checker, VerifySettings
 
 
@@ -47,6 +48,7 @@ class VerifySummary:
     seconds: float = 0.0
     during_generation: int = 0  # units verified before the last sample unit landed (troop run)
     gold_self_check: tuple[int, int] | None = None  # (gold answers that verify as themselves, all)
+    failed: dict = field(default_factory=dict)  # unit id -> reason: no verdict file (killed every worker)
 
     def add(self, stats: VerifyStats) -> None:
         self.units += 1
@@ -118,7 +120,7 @@ def verify_samples(samples: pa.Table, payloads: dict[str, dict], checker: Checke
     for pid, idx, text in zip(*(samples[c].to_pylist() for c in ("problem_id", "sample_idx", "text"))):
         verdict = seen.get((pid, text))
         if verdict is None:
-            verdict = seen[(pid, text)] = checker.check(text, payloads[pid])
+            verdict = seen[(pid, text)] = _checked(checker, text, payloads[pid])
         rows["problem_id"].append(pid)
         rows["sample_idx"].append(idx)
         rows["passed"].append(verdict.passed)
@@ -126,6 +128,16 @@ def verify_samples(samples: pa.Table, payloads: dict[str, dict], checker: Checke
         rows["answer"].append(verdict.answer)
         rows["detail"].append(verdict.detail)
     return pa.table(rows, schema=VERDICTS_SCHEMA), len(seen)
+
+
+def _checked(checker: Checker, text: str, payload: dict) -> Verdict:
+    """The checker's verdict; a checker that raises (a bug or a sample that breaks the checker
+    itself, not the sandboxed program) gives this sample `error`, not the whole unit."""
+    try:
+        return checker.check(text, payload)
+    except Exception as err:  # noqa: BLE001 - any checker failure is this sample's verdict
+        reason = (str(err).strip().splitlines() or [""])[0]
+        return Verdict(False, "error", None, f"checker failed: {type(err).__name__}: {reason}"[:500])
 
 
 class VerifyWorker:
@@ -229,10 +241,10 @@ def verify_run(store: RunStore, config: VerifyConfig, pool=None) -> VerifySummar
     began = time.perf_counter()
     tasks = [job.task(store, unit_id) for unit_id in todo]
     if pool is not None:
-        pool.run(tasks, job.summary.add)
+        pool.run(tasks, job.summary.add, job.summary.failed.__setitem__)
     else:
         init_ray(None)  # a local Ray, or the cluster RAY_ADDRESS names
         with VerifyPool(config.workers) as own:
-            own.run(tasks, job.summary.add)
+            own.run(tasks, job.summary.add, job.summary.failed.__setitem__)
     job.summary.seconds = time.perf_counter() - began
     return job.summary

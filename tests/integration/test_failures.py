@@ -135,3 +135,30 @@ def test_prompts_the_engine_refuses_are_recorded_and_the_rest_sampled(pool, make
     alone = make_config("alone", *source)
     generate(alone, pool=pool)
     assert table.equals(read_samples(alone.run.root))
+
+
+def test_a_dead_verification_worker_is_replaced_and_its_unit_redone(ray_session, tmp_path):
+    from jobs.verify import VerifyStats, VerifyTask, VerifyWorker
+    from jobs.verify_pool import VerifyPool
+
+    marker = str(tmp_path)
+
+    class ScriptedVerifier(VerifyWorker):
+        def run_unit(self, task):
+            if os.path.exists(os.path.join(marker, f"die-{task.unit_id}")):
+                os._exit(1)
+            once = os.path.join(marker, f"die-once-{task.unit_id}")
+            if os.path.exists(once):
+                os.remove(once)
+                os._exit(1)
+            return VerifyStats(task.unit_id, 1, 1, {"pass": 1}, 1)
+
+    (tmp_path / "die-once-u1").touch()
+    (tmp_path / "die-u2").touch()
+    store = RunStore(str(tmp_path / "run"))
+    tasks = [VerifyTask(store, f"u{i}", "numeric", None) for i in range(4)]
+    done, failed = [], {}
+    with VerifyPool(workers=1, worker_class=ScriptedVerifier) as pool:
+        pool.run(tasks, lambda stats: done.append(stats.unit_id), failed.__setitem__)
+    assert sorted(done) == ["u0", "u1", "u3"]
+    assert list(failed) == ["u2"]

@@ -26,7 +26,7 @@ class InlinePool:
     def __init__(self):
         self.worker = VerifyWorker()
 
-    def run(self, tasks, on_done):
+    def run(self, tasks, on_done, on_failed=None):
         for task in tasks:
             on_done(self.worker.run_unit(task))
 
@@ -212,3 +212,19 @@ def test_coverage_fit_of_a_flat_curve_has_no_parameters():
     from jobs.measure import coverage_fit
 
     assert coverage_fit({1: 1.0, 2: 1.0}) == {"a": None, "b": None, "rmse": None, "points": 0}
+
+
+def test_a_checker_that_raises_gives_that_sample_error_and_checks_the_rest():
+    from jobs.verify import verify_samples
+    from verifiers.numeric import check_numeric
+
+    class Fragile:
+        def check(self, text, payload):
+            if text == "boom":
+                raise RuntimeError("the checker itself broke\nmore")
+            return check_numeric(text, payload["answer"])
+
+    samples = pa.table({"problem_id": ["a", "a", "a"], "sample_idx": [0, 1, 2], "text": ["#### 3", "boom", "#### 4"]})
+    table, checked = verify_samples(samples, {"a": {"answer": "3"}}, Fragile())
+    assert table["status"].to_pylist() == ["pass", "error", "fail"] and checked == 3
+    assert table["detail"].to_pylist()[1] == "checker failed: RuntimeError: the checker itself broke"
