@@ -131,3 +131,31 @@ def test_a_resume_may_raise_n_but_not_lower_it(base, tmp_path):
 def test_metrics_on_a_root_whose_verifier_is_null(tmp_path):
     (tmp_path / "job.yaml").write_text("verify:\n  verifier: null\n")
     assert_refused(troop("metrics", str(tmp_path)), "verify.verifier is null", "verify.verifier=numeric")
+
+
+def test_unreadable_config_file(tmp_path):
+    (tmp_path / "folder.yaml").mkdir()
+    assert_refused(troop("run", str(tmp_path / "folder.yaml")), "folder.yaml")
+    (tmp_path / "broken.yaml").write_text("run: [unclosed\n")
+    assert_refused(troop("run", str(tmp_path / "broken.yaml")), "broken.yaml")
+
+
+@pytest.mark.parametrize(
+    "name, content, fragments",
+    [
+        ("problems.jsonl", '{"problem_id": "a", "answer": "1"}\n', ["no 'prompt' column", "problems.columns.prompt=COLUMN"]),
+        ("problems.csv", "problem_id,prompt\na,x\n", ["problems.csv", "is it JSONL?"]),
+        ("problems.parquet", "this is not parquet", ["problems.parquet"]),
+    ],
+)
+def test_problem_files_that_are_not_problem_sets(tmp_path, tiny_model, name, content, fragments):
+    path = tmp_path / name
+    path.write_text(content)
+    source = "parquet" if name.endswith(".parquet") else "jsonl"
+    config = tmp_path / "job.yaml"
+    config.write_text(
+        f"run:\n  root: {tmp_path / 'root'}\nmodel:\n  path: {tiny_model}\n"
+        f"problems:\n  source: {source}\n  path: {path}\n"
+    )
+    assert_refused(troop("run", str(config)), *fragments)
+    assert not (tmp_path / "root").exists()
