@@ -6,6 +6,7 @@ file. `jobs.verify_pool` runs copies of it as Ray actors; `verify_run` is `troop
 Nothing here imports vLLM: verification runs on machines without it.
 """
 
+import resource
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ class VerifyStats:
     passed: int
     statuses: dict
     checked: int  # distinct (problem, completion) pairs actually run
+    peak_rss_mb: float = 0.0  # the worker process's peak resident memory so far
 
 
 @dataclass
@@ -46,6 +48,7 @@ class VerifySummary:
     checked: int = 0
     statuses: Counter = field(default_factory=Counter)
     seconds: float = 0.0
+    worker_peak_rss_mb: float = 0.0  # the largest peak resident memory any verification worker reported
     during_generation: int = 0  # units verified before the last sample unit landed (troop run)
     gold_self_check: tuple[int, int] | None = None  # (gold answers that verify as themselves, all)
     failed: dict = field(default_factory=dict)  # unit id -> reason: no verdict file (killed every worker)
@@ -56,6 +59,7 @@ class VerifySummary:
         self.passed += stats.passed
         self.checked += stats.checked
         self.statuses.update(stats.statuses)
+        self.worker_peak_rss_mb = max(self.worker_peak_rss_mb, stats.peak_rss_mb)
 
 
 def resolve_verifier(name: str) -> Verifier:
@@ -171,7 +175,8 @@ class VerifyWorker:
         store.write_table(store.verdict_unit(key, task.unit_id), verdicts, VERDICTS_SCHEMA)
         statuses = Counter(verdicts["status"].to_pylist())
         passed = sum(verdicts["passed"].to_pylist())
-        return VerifyStats(task.unit_id, verdicts.num_rows, passed, dict(statuses), checked)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        return VerifyStats(task.unit_id, verdicts.num_rows, passed, dict(statuses), checked, peak)
 
     def close(self) -> None:
         for checker in self._checkers.values():
