@@ -99,6 +99,8 @@ def print_metrics(metrics: dict, where: str) -> None:
         f"metrics by {metrics['verifier']}: {counts['problems']} problems, {counts['samples']:,} samples, "
         f"{counts['problems_solved']} solved at least once; {cost['tokens_per_sample']:,.1f} tokens per sample"
     )
+    if counts.get("problems_refused"):
+        out.print(f"{counts['problems_refused']} problem(s) have no samples (the engine refused their prompt, see failures/) and are not in these numbers")
     table = Table(caption=f"95% bootstrap intervals over problems; best-of-k and weighted by {metrics['score']}")
     names = [("pass_at_k", "pass@k"), ("majority_at_k", "maj@k"), ("best_of_k", "best-of-k"), ("weighted_at_k", "weighted@k")]
     table.add_column("k", justify="right")

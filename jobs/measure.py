@@ -198,12 +198,21 @@ def measure_run(store: RunStore, verifier_key: str, settings: MetricsConfig, mod
             "passed": int(c.sum()),
             "tokens": int(found.tokens.sum()),
             "problems_solved": int((c > 0).sum()),
+            # Problems whose prompt the engine refused have no samples and are not in the means.
+            "problems_refused": refused_problems(store),
         },
     }
     metrics["fit"] = coverage_fit({int(k): v for k, v in metrics["pass_at_k"].items()})
     problems = pa.table({"problem_id": ids, "n": n, "passed": c, "pass_rate": c / n, "tokens": found.tokens,
                          "difficulty": labels}, schema=PROBLEMS_SCHEMA)
     return metrics, problems, curves_table(ids, found.curves)
+
+
+def refused_problems(store: RunStore) -> int:
+    from jobs.failures import read_failures
+
+    ids = read_failures(store)["problem_id"].drop_null()
+    return len(set(ids.to_pylist()))
 
 
 def curves_table(problem_ids: list[str], per_problem: dict) -> pa.Table:

@@ -118,7 +118,8 @@ def test_metrics_json_has_the_contract_keys_with_string_ks(store):
         assert all(isinstance(v, float) for v in metrics[name].values())
         assert list(metrics["ci"][name]) == ["1", "2", "4", "6"]
     assert metrics["score"] == "mean_logprob" and metrics["verifier"] == KEY
-    assert metrics["counts"] == {"problems": 3, "samples": 18, "passed": 5, "tokens": 134, "problems_solved": 2}
+    assert metrics["counts"] == {"problems": 3, "samples": 18, "passed": 5, "tokens": 134, "problems_solved": 2,
+                                 "problems_refused": 0}
 
 
 def test_cost_and_difficulty(store):
@@ -277,3 +278,11 @@ def test_metrics_do_not_depend_on_batching_or_row_order(tmp_path, monkeypatch):
         table = store.read_table(store.verdict_unit(KEY, unit))
         store.write_table(store.verdict_unit(KEY, unit), table.take(rng.permutation(table.num_rows)))
     assert measure_run(store, KEY, settings)[0] == whole
+
+
+def test_problems_without_samples_are_counted_apart(store):
+    from jobs.failures import record_failures
+
+    record_failures(store, "u0", [("d", "prompt_too_long", "300 prompt tokens"), ("e", "rejected", "bad")])
+    metrics, _, _ = measure_run(store, KEY, MetricsConfig())
+    assert metrics["counts"]["problems_refused"] == 2 and metrics["counts"]["problems"] == 3

@@ -145,7 +145,7 @@ def test_measure_gives_exact_pass_at_k_and_counts(store):
     assert metrics["pass_at_k"]["1"] == pytest.approx(7 / 18, rel=1e-12)
     assert metrics["pass_at_k"]["2"] == pytest.approx(11 / 18, rel=1e-12)
     assert metrics["pass_at_k"]["3"] == pytest.approx(2 / 3, rel=1e-12)
-    assert metrics["counts"] == {"problems": 3, "samples": 10, "passed": 4, "tokens": 55, "problems_solved": 2}
+    assert metrics["counts"] == {"problems": 3, "samples": 10, "passed": 4, "tokens": 55, "problems_solved": 2, "problems_refused": 0}
 
 
 def test_measure_without_verdicts_is_a_store_error(store):
