@@ -147,7 +147,7 @@ def cmd_run(args) -> None:
     print_verify(verified)
     store = _print_root(config)
     _measure(store, verified.verifier_key, config.metrics, config.model.path)
-    _report([store], RunStore(store.path("report"), dict(config.run.storage_options)))
+    _report([store], RunStore(store.url(store.path("report")), dict(config.run.storage_options)))
     check_failed_units(generated, store.root)
     check_unverified_units(verified, store.root)
 
@@ -196,7 +196,7 @@ def _model_path(store: RunStore) -> str | None:
 
 def cmd_report(args) -> None:
     stores = [_load_root(root, [])[1] for root in args.roots]
-    target = args.out or stores[0].path("report")
+    target = args.out or stores[0].url(stores[0].path("report"))
     _report(stores, RunStore(target, dict(stores[0].storage_options) if args.out is None else {}))
 
 

@@ -72,11 +72,16 @@ class RunStore:
         return self.fs.unstrip_protocol(path) if not self._is_local() else path
 
     # Reading.
+    # Other processes (the actors, an earlier run) write the files these two look for, so they
+    # ask the store itself: once anything in this process has listed a folder (fs.ls), s3fs
+    # answers both from that cached listing, which would hide a unit that landed after it.
     def exists(self, path: str) -> bool:
+        self.fs.invalidate_cache(path)
         return self.fs.exists(path)
 
     def unit_ids(self, folder: str) -> set[str]:
         """Ids of the complete unit files in `folder` (e.g. 'samples' or 'verdicts/<key>')."""
+        self.fs.invalidate_cache(self.path(folder))
         pattern = self.path(folder, "unit-*.parquet")
         names = (posixpath.basename(p) for p in self.fs.glob(pattern))
         return {name[len("unit-") : -len(".parquet")] for name in names}
@@ -137,7 +142,8 @@ class RunStore:
         probe = self.path(f"{TMP_PREFIX}probe-{uuid.uuid4().hex}")
         created = self._missing_folders()
         try:
-            self.fs.makedirs(self._base, exist_ok=True)
+            if self._is_local():  # an object store has no folders; its makedirs creates a missing bucket
+                self.fs.makedirs(self._base, exist_ok=True)
             self.fs.pipe_file(probe, b"")
             self.fs.rm(probe)
             for folder in created:  # leave no empty run folder behind a run that fails later on
@@ -145,5 +151,6 @@ class RunStore:
         except Exception as err:  # each backend raises its own: PermissionError, ClientError, ...
             raise StoreError(
                 f"run.root={self.root} is not writable ({type(err).__name__}: {err}): "
-                "check the path, bucket and credentials (run.storage_options)"
+                "check the path, that the bucket exists, the endpoint and the credentials "
+                "(run.storage_options, or the environment: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...)"
             ) from None

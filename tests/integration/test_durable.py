@@ -1,0 +1,191 @@
+"""Durable runs: `troop run` killed with SIGKILL while it generates, then run again with the
+same command, ends with the pool and verdicts of an uninterrupted run, row for row and text
+for text; on a local root and on S3 (a moto server on loopback).
+
+The killed driver runs in its own session. SIGKILL of its process group takes the driver and
+the local Ray it started (GCS, raylet, monitors, agents), but not the Ray worker processes:
+each sets its own process group, and the generation actor's vLLM EngineCore and Worker and
+its multiprocessing resource tracker live in that group. They notice the raylet is gone and
+exit by themselves within seconds; until then the generation actor still runs the units
+already in its mailbox (jobs.pool.UNITS_IN_FLIGHT) and writes them, whole. So the test waits
+for every process of the killed session to exit before it resumes, and fails naming any that
+remain. Left behind: the session's folder under /tmp/ray (logs), which the next run does not
+read, and vLLM's shared-memory segments (/dev/shm/psm_*), as after a run that ends normally."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pyarrow as pa
+import pytest
+
+from jobs.cli import main
+from jobs.config import merge_config
+from jobs.run import generate_and_verify
+from jobs.store import RunStore
+from verifiers import get_verifier
+
+KEY = get_verifier("numeric").key()
+PROBLEMS, N, PER_UNIT = 24, 16, 32  # 2 problems per unit: 12 units of 32 samples
+UNITS = PROBLEMS * N // PER_UNIT
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory, tiny_model) -> str:
+    """One config for every run here; its engine is the shared test engine's (integration
+    conftest), so the uninterrupted run needs no engine of its own."""
+    path = tmp_path_factory.mktemp("durable") / "job.yaml"
+    path.write_text(
+        f"model: {{path: {tiny_model}, dtype: float32, max_model_len: 256, enforce_eager: true}}\n"
+        f"sampling: {{n: {N}, temperature: 1.0, max_tokens: 12}}\n"
+        f"problems: {{source: arithmetic, options: {{num_problems: {PROBLEMS}}}}}\n"
+        f"plan: {{samples_per_unit: {PER_UNIT}}}\n"
+        "verify: {verifier: numeric}\n"
+    )
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def reference(pool, config_file, tmp_path_factory) -> RunStore:
+    """The uninterrupted run, on the shared engine, with its metrics."""
+    root = str(tmp_path_factory.mktemp("reference") / "run")
+    generated, verified = generate_and_verify(merge_config(config_file, [f"run.root={root}"]), pool)
+    assert (generated.units_total, len(generated.generated), verified.units) == (UNITS, UNITS, UNITS)
+    assert main(["metrics", root]) == 0
+    return RunStore(root)
+
+
+def sorted_rows(store: RunStore, folder: str) -> pa.Table:
+    units = sorted(store.unit_ids(folder))
+    table = pa.concat_tables([store.read_table(store.path(folder, f"unit-{u}.parquet")) for u in units])
+    return table.sort_by([("problem_id", "ascending"), ("sample_idx", "ascending")])
+
+
+def assert_same_pool(store: RunStore, reference: RunStore) -> None:
+    for folder in ("samples", f"verdicts/{KEY}"):
+        assert store.unit_ids(folder) == reference.unit_ids(folder) and len(store.unit_ids(folder)) == UNITS
+        rows, expected = sorted_rows(store, folder), sorted_rows(reference, folder)
+        keys = set(zip(rows["problem_id"].to_pylist(), rows["sample_idx"].to_pylist()))
+        assert rows.num_rows == len(keys) == PROBLEMS * N
+        assert rows.equals(expected), folder
+    assert len(set(sorted_rows(store, f"verdicts/{KEY}")["status"].to_pylist())) >= 2  # not a trivial pool
+
+
+def session_processes(sid: int) -> list[psutil.Process]:
+    """Live processes of a session (the killed driver's: it was started in a new one)."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getsid(proc.pid) == sid and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (ProcessLookupError, psutil.Error):
+            pass
+    return found
+
+
+def wait_until_session_ends(sid: int, timeout: float = 60.0) -> None:
+    """Every process of the session exits by itself, or the test fails naming those left."""
+    deadline = time.monotonic() + timeout
+    while (left := session_processes(sid)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if left:
+        names = [(p.pid, " ".join(p.cmdline())[:80]) for p in left]
+        for proc in left:  # only what this test started
+            proc.kill()
+        pytest.fail(f"processes of the killed run still alive {timeout:.0f} s after the kill: {names}")
+
+
+def start_troop(args: list[str], env: dict, cwd, log_path) -> subprocess.Popen:
+    with open(log_path, "w") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "jobs", *args], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # a process group and session of its own: killable as a whole
+        )
+
+
+def kill_after_first_unit(args, env, cwd, store: RunStore) -> set[str]:
+    """The sample units there when the driver died."""
+    log_path = os.path.join(cwd, "killed.log")
+    driver = start_troop(args, env, cwd, log_path)
+    try:
+        deadline = time.monotonic() + 600
+        while not store.unit_ids("samples"):
+            assert driver.poll() is None, open(log_path).read()[-3000:]
+            assert time.monotonic() < deadline, "no unit after 600 s"
+            time.sleep(0.05)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    at_kill = store.unit_ids("samples")
+    wait_until_session_ends(driver.pid)
+    return at_kill
+
+
+def resume(args, env, cwd) -> str:
+    """The same command again, to its end; its output."""
+    log_path = os.path.join(cwd, "resumed.log")
+    driver = start_troop(args, env, cwd, log_path)
+    try:
+        assert driver.wait(timeout=600) == 0, open(log_path).read()[-3000:]
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    wait_until_session_ends(driver.pid)  # a run that ends normally leaves nothing running either
+    return open(log_path).read()
+
+
+def killed_and_resumed(store: RunStore, config_file: str, env: dict, cwd) -> tuple[dict, dict, str]:
+    """Kill `troop run` after its first unit, resume it; what was there before the resume
+    (unit id -> last modified) and the resumed run's output."""
+    env = {k: v for k, v in env.items() if k != "RAY_ADDRESS"}  # a local Ray of its own, as a user gets
+    args = ["run", config_file, f"run.root={store.root}"]
+    at_kill = kill_after_first_unit(args, env, cwd, store)
+    samples_before = {u: store.fs.modified(store.sample_unit(u)) for u in store.unit_ids("samples")}
+    verdicts_before = store.unit_ids(f"verdicts/{KEY}")
+    assert at_kill <= set(samples_before)  # the actors may land a unit or two after the driver died
+    print(f"{store.root}: {len(at_kill)} units at the kill, {len(samples_before)} when the killed run's "
+          f"last process had exited, {len(verdicts_before)} with verdicts")
+    assert 1 <= len(samples_before) < UNITS, f"the kill came too late to test a resume: {len(samples_before)} units"
+    output = resume(args, env, cwd)
+    done = len(samples_before)
+    assert re.search(rf"run {re.escape(store.root)}: {UNITS} units, {done} already done", output), output[-3000:]
+    assert f"generated {UNITS - done} of {UNITS} units ({done} already done)" in output
+    assert f"verified {UNITS - len(verdicts_before)} units with {KEY}" in output
+    for unit, modified in samples_before.items():  # skipped, not written again
+        assert store.fs.modified(store.sample_unit(unit)) == modified
+    return samples_before, verdicts_before, output
+
+
+def test_killed_run_resumes_to_the_uninterrupted_pool(reference, config_file, tmp_path):
+    store = RunStore(str(tmp_path / "run"))
+    killed_and_resumed(store, config_file, dict(os.environ), tmp_path)
+    assert_same_pool(store, reference)
+    assert [p for p in store.fs.find(store.path()) if "/.tmp-" in p] == []
+    assert json.loads(store.read_text(store.metrics_json)) == json.loads(reference.read_text(reference.metrics_json))
+    assert store.exists(store.path("report", "index.html"))
+
+
+def test_killed_run_on_s3_resumes_and_the_root_commands_work(
+    reference, config_file, tmp_path, s3_bucket, s3_endpoint, monkeypatch, capsys
+):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)  # here, and for the run and its actors
+    store = RunStore(f"s3://{s3_bucket}/run")
+    # cwd: tmp_path, as `troop run` on S3 still writes its report under the current folder
+    # (see test_s3_store.py::test_report_goes_to_root_slash_report_on_s3)
+    killed_and_resumed(store, config_file, dict(os.environ), tmp_path)
+    assert_same_pool(store, reference)
+    assert [p for p in store.fs.find(store.path()) if "/.tmp-" in p] == []
+
+    capsys.readouterr()
+    assert main(["verify", store.root]) == 0
+    assert "verified 0 units" in capsys.readouterr().out
+    store.fs.rm(store.metrics_json)
+    assert main(["metrics", store.root]) == 0
+    assert json.loads(store.read_text(store.metrics_json)) == json.loads(reference.read_text(reference.metrics_json))
+    assert main(["report", store.root, "--out", f"{store.root}/report"]) == 0
+    assert store.exists(store.path("report", "index.html")) and store.exists(store.path("report", "coverage.png"))
