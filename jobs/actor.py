@@ -45,6 +45,10 @@ class GenerationWorker:
         """The worker's process id, once its engine is up (a dead worker is named by it)."""
         return os.getpid()
 
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+
     def _prompts_of(self, store: RunStore) -> dict:
         # A worker serves one run at a time, but a pool may serve several runs in turn.
         if store.root not in self._prompts:

@@ -104,6 +104,14 @@ class GenerationPool(ActorPool):
             cause = str(err.__cause__ or err).strip().splitlines()[-1]
             raise TroopError(f"model.path={spec.model}: the vLLM engine failed to start ({cause}; the worker's log above has the root cause)") from None
 
+    def _close(self, actor) -> None:
+        import ray
+
+        try:  # the engine's processes stop and free their shared memory before the kill
+            ray.get(actor.close.remote(), timeout=60)
+        except Exception:  # noqa: BLE001 - a dead actor has nothing left to close
+            pass
+
     def _replace(self, dead) -> None:
         """A new actor in the place of a dead one (its engine loads while units queue for it)."""
         import ray

@@ -102,6 +102,11 @@ class Engine:
         self.spec = spec
         self.llm = LLM(**engine_args(spec, on_cpu=current_platform.is_cpu()))
 
+    def close(self) -> None:
+        """Stops the engine's processes and frees their shared memory (a killed actor leaves
+        its engine's /dev/shm segments behind)."""
+        self.llm.llm_engine.engine_core.shutdown()
+
     def generate(self, prompts: Sequence, sampling: SamplingSpec, n: int, seeds: Sequence[int]) -> list:
         """In prompt order, a RequestOutput or a `Rejected` per prompt; request i draws n
         completions from seed seeds[i]. One bad prompt does not cost the others their samples."""
