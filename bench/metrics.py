@@ -11,7 +11,7 @@ head of wrong answers "w1".."w200", 5% answer nothing; 50 to 500 tokens, and a m
 log-prob that is a little lower when wrong (so best-of-k and the weighted vote have signal).
 
 Each measurement runs in a fresh child process (this script, `--child NAME`), so that its peak
-memory is its own: peak RSS is `ru_maxrss`, reset just before the timed work by writing 5 to
+memory is its own: peak RSS is VmHWM (/proc/self/status), reset just before the timed work by writing 5 to
 /proc/self/clear_refs (where the kernel allows it, else the child's whole life), and shown with
 its increment over the child's RSS before the work (imports done, inputs loaded):
 - troop-all: `jobs.measure.measure_run` with default `MetricsConfig` + `write_metrics`, from
@@ -34,7 +34,6 @@ import gc
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -133,7 +132,11 @@ def rss_mib() -> float:
 
 
 def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    """Peak resident set since the last reset_peak: VmHWM, not ru_maxrss, which a child started by
+    subprocess inherits from its parent's peak (and clear_refs does not lower)."""
+    with open("/proc/self/status") as handle:
+        line = next(line for line in handle if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024  # kB
 
 
 def reset_peak() -> bool:
