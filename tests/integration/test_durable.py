@@ -10,7 +10,8 @@ exit by themselves within seconds; until then the generation actor still runs th
 already in its mailbox (jobs.pool.UNITS_IN_FLIGHT) and writes them, whole. So the test waits
 for every process of the killed session to exit before it resumes, and fails naming any that
 remain. Left behind: the session's folder under /tmp/ray (logs), which the next run does not
-read, and vLLM's shared-memory segments (/dev/shm/psm_*), as after a run that ends normally."""
+read, and the killed engine's shared-memory segments (/dev/shm/psm_*: a run that ends normally
+shuts its engines down, which removes them)."""
 
 import json
 import os
