@@ -137,7 +137,7 @@ class GenerationPool(ActorPool):
         import ray
 
         pending = deque((task, 0) for task in tasks)  # (task, attempts so far)
-        in_flight: dict = {}  # object ref -> (actor, task, attempts)
+        in_flight: dict = {}  # object ref -> (actor, task, attempts), in dispatch order
         result = PoolResult()
 
         def fill() -> None:
@@ -153,21 +153,39 @@ class GenerationPool(ActorPool):
         fill()
         while in_flight:
             [ref], _ = ray.wait(list(in_flight), num_returns=1)
-            actor, task, attempts = in_flight.pop(ref)
+            actor, task, attempts = in_flight[ref]
             try:
                 stats = ray.get(ref)
             except ray.exceptions.RayActorError as err:
-                self._replace(actor)
-                self._retry_or_fail(task, attempts, ("worker_died", _cause(err)), pending, result)
+                self._actor_died(actor, ("worker_died", _cause(err)), in_flight, pending, result, progress)
             except ray.exceptions.RayTaskError as err:
+                del in_flight[ref]
                 self._retry_or_fail(task, attempts, ("error", _cause(err)), pending, result)
+                if progress is not None:
+                    progress.settled(task.unit.unit_id)
             else:
+                del in_flight[ref]
                 result.finished.append(stats)
                 on_done(stats)
-            if progress is not None:
-                progress.settled(task.unit.unit_id)
+                if progress is not None:
+                    progress.settled(task.unit.unit_id)
             fill()
         return result
+
+    def _actor_died(self, actor, failure: tuple[str, str], in_flight: dict, pending: deque, result: PoolResult, progress) -> None:
+        """All of a dead actor's units at once: the first dispatched was running (an actor runs
+        its tasks in order) and spends an attempt; the ones waiting behind it go back to the
+        front of the queue as they were, so a unit that kills workers takes no other unit down."""
+        mine = [ref for ref, (owner, _, _) in in_flight.items() if owner == actor]
+        self._replace(actor)
+        for position, ref in enumerate(mine):
+            _, task, attempts = in_flight.pop(ref)
+            if position == 0:
+                self._retry_or_fail(task, attempts, failure, pending, result)
+            else:
+                pending.appendleft((task, attempts))
+            if progress is not None:
+                progress.settled(task.unit.unit_id)
 
     def _retry_or_fail(self, task: UnitTask, attempts: int, failure: tuple[str, str], pending: deque, result: PoolResult) -> None:
         unit_id = task.unit.unit_id
