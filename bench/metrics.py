@@ -30,7 +30,6 @@ of all three must agree to 1e-9 for every k, else the script fails.
 """
 
 import argparse
-import gc
 import json
 import os
 import platform
@@ -42,6 +41,8 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+
+from procmem import peak_mib, reset_peak, rss_mib, timed  # noqa: E402  bench/ is the script's folder
 
 VERIFIER_KEY = "math-bench"  # any folder name works; real keys are <verifier>-<settings hash>
 PROBLEMS_PER_UNIT = 100
@@ -120,45 +121,6 @@ def build_root(root: str, problems: int, samples: int, seed: int) -> float:
 
 
 # ---------------------------------------------------------------- inside a child process
-
-
-def rss_mib() -> float:
-    """This process's resident set now."""
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def peak_mib() -> float:
-    """Peak resident set since the last reset_peak: VmHWM, not ru_maxrss, which a child started by
-    subprocess inherits from its parent's peak (and clear_refs does not lower)."""
-    with open("/proc/self/status") as handle:
-        line = next(line for line in handle if line.startswith("VmHWM:"))
-    return int(line.split()[1]) / 1024  # kB
-
-
-def reset_peak() -> bool:
-    """Lowers the peak RSS (VmHWM, which ru_maxrss reads) to the RSS now, so that the next
-    reading is the peak of the work in between; False where the kernel does not allow it."""
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def timed(work, *args):
-    """(seconds, peak MiB, RSS MiB before, result) of work(*args), garbage of earlier work
-    collected first."""
-    gc.collect()
-    before = rss_mib()
-    reset_peak()
-    began = time.perf_counter()
-    result = work(*args)
-    return time.perf_counter() - began, peak_mib(), before, result
 
 
 def counts_from_verdicts(root: str):

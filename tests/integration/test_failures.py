@@ -26,28 +26,29 @@ def tasks_for(store: RunStore, count: int) -> list[UnitTask]:
     return [UnitTask(store, unit, SamplingSpec(), 0) for unit in units]
 
 
-def scripted_worker(marker_dir: str):
-    """A worker class without an engine whose behaviour per unit is read from files: a unit
-    named in `die` kills its process, one in `raise` raises, one in `die-once` kills its
-    process the first time only. Defined in a function so that Ray ships it by value."""
+def scripted(base: type, marker_dir: str, result):
+    """A worker class without an engine or checker whose fate per unit is read from files: a
+    unit named in `die-<unit>` kills its process, in `die-once-<unit>` the first time only, in
+    `raise-<unit>` raises; else it returns result(unit). Built in a function so that Ray ships
+    the class by value."""
 
-    class ScriptedWorker(GenerationWorker):
-        def __init__(self, spec):
+    class Scripted(base):
+        def __init__(self, *args):
             self.engine = None
 
         def run_unit(self, task):
-            unit = task.unit.unit_id
+            unit = task.unit_id if hasattr(task, "unit_id") else task.unit.unit_id
+            once = os.path.join(marker_dir, f"die-once-{unit}")
             if os.path.exists(os.path.join(marker_dir, f"die-{unit}")):
                 os._exit(1)
-            once = os.path.join(marker_dir, f"die-once-{unit}")
             if os.path.exists(once):
                 os.remove(once)
                 os._exit(1)
             if os.path.exists(os.path.join(marker_dir, f"raise-{unit}")):
                 raise RuntimeError(f"scripted failure of {unit}")
-            return UnitStats(unit, 1, 1, 0.0)
+            return result(unit)
 
-    return ScriptedWorker
+    return Scripted
 
 
 @pytest.fixture
@@ -55,7 +56,8 @@ def scripted_pool(ray_session, tmp_path):
     def make(retries: int = 2, workers: int = 2):
         # A sliver of a CPU each: the session's engine actor may hold one of the two.
         return GenerationPool(EngineSpec(model="scripted"), num_workers=workers, cpus_per_worker=0.01,
-                              max_unit_retries=retries, worker_class=scripted_worker(str(tmp_path)))
+                              max_unit_retries=retries,
+                              worker_class=scripted(GenerationWorker, str(tmp_path), lambda unit: UnitStats(unit, 1, 1, 0.0)))
 
     return make
 
@@ -141,24 +143,13 @@ def test_a_dead_verification_worker_is_replaced_and_its_unit_redone(ray_session,
     from jobs.verify import VerifyStats, VerifyTask, VerifyWorker
     from jobs.verify_pool import VerifyPool
 
-    marker = str(tmp_path)
-
-    class ScriptedVerifier(VerifyWorker):
-        def run_unit(self, task):
-            if os.path.exists(os.path.join(marker, f"die-{task.unit_id}")):
-                os._exit(1)
-            once = os.path.join(marker, f"die-once-{task.unit_id}")
-            if os.path.exists(once):
-                os.remove(once)
-                os._exit(1)
-            return VerifyStats(task.unit_id, 1, 1, {"pass": 1}, 1)
-
+    worker = scripted(VerifyWorker, str(tmp_path), lambda unit: VerifyStats(unit, 1, 1, {"pass": 1}, 1))
     (tmp_path / "die-once-u1").touch()
     (tmp_path / "die-u2").touch()
     store = RunStore(str(tmp_path / "run"))
     tasks = [VerifyTask(store, f"u{i}", "numeric", None) for i in range(4)]
     done, failed = [], {}
-    with VerifyPool(workers=1, worker_class=ScriptedVerifier) as pool:
+    with VerifyPool(workers=1, worker_class=worker) as pool:
         pool.run(tasks, lambda stats: done.append(stats.unit_id), failed.__setitem__)
     assert sorted(done) == ["u0", "u1", "u3"]
     assert list(failed) == ["u2"]
