@@ -1,4 +1,5 @@
-"""The `troop` command line: `run`, `generate`, `verify`, `metrics`, `report`, `status`."""
+"""The `troop` command line: `run`, `sweep`, `generate`, `verify`, `metrics`, `report`, `status`,
+and the cluster commands `submit`, `jobs`, `logs`, `stop` (jobs.submit)."""
 
 import argparse
 import logging
@@ -8,8 +9,9 @@ from rich.console import Console
 from rich.table import Table
 
 from jobs.config import JobConfig, RootConfig, merge_config, merge_root_config
-from jobs.errors import StoreError, TroopError
+from jobs.errors import ConfigError, StoreError, TroopError
 from jobs.store import RunStore
+from jobs.submit import add_submit_commands
 
 log = logging.getLogger("troop")
 # Long lines and tables stay whole in logs and pipes (rich assumes 80 columns there).
@@ -132,17 +134,18 @@ def _report(roots: list[RunStore], out_store: RunStore) -> None:
     out.print(f"report: {out_store.url(write_report(roots, out_store))}")
 
 
-def cmd_run(args) -> None:
+def run_config(config: JobConfig, pool=None) -> None:
+    """`troop run` of one config: generate and verify (on `pool` if given), metrics, report;
+    a TroopError at the end names the units that failed every attempt."""
     from jobs.generate import generate
     from jobs.run import generate_and_verify
 
-    config: JobConfig = merge_config(args.config, args.overrides)
     if config.verify.verifier is None:
-        summary = generate(config)
+        summary = generate(config, pool)
         print_generate(summary)
         check_failed_units(summary, _print_root(config).root)
         return
-    generated, verified = generate_and_verify(config)
+    generated, verified = generate_and_verify(config, pool)
     print_generate(generated)
     print_verify(verified)
     store = _print_root(config)
@@ -150,6 +153,60 @@ def cmd_run(args) -> None:
     _report([store], RunStore(store.url(store.path("report")), dict(config.run.storage_options)))
     check_failed_units(generated, store.root)
     check_unverified_units(verified, store.root)
+
+
+def _refuse_sweep_axes(overrides: list[str]) -> None:
+    from jobs.sweep import split_overrides
+
+    axes = split_overrides(overrides)[0]
+    if axes:
+        key = next(iter(axes))
+        raise ConfigError(f"'{key}={','.join(axes[key])}' has several values: run a grid with troop sweep CONFIG {key}=...")
+
+
+def cmd_run(args) -> None:
+    _refuse_sweep_axes(args.overrides)
+    run_config(merge_config(args.config, args.overrides))
+
+
+def cmd_sweep(args) -> None:
+    from jobs.sweep import load_sweep
+    from jobs.sweep_run import run_sweep
+
+    sweep = load_sweep(args.config, args.overrides)
+    out.print(f"sweep: {len(sweep.points)} points under {sweep.store.url(sweep.store.path())}")
+    summary = run_sweep(sweep, run_config)
+    out.print(
+        f"sweep: {len(summary.ran)} point(s) run, {len(summary.skipped)} already done, {len(summary.failed)} failed; "
+        f"{summary.engines_started} engine start(s) in {summary.pools_started} pool(s)"
+    )
+    if summary.ran or summary.skipped:
+        _sweep_report(sweep.store, RunStore(sweep.store.url(sweep.store.path("report")), dict(sweep.storage_options)))
+    if summary.failed:
+        name, error = next(iter(summary.failed.items()))
+        more = f" and {len(summary.failed) - 1} more" if len(summary.failed) > 1 else ""
+        raise TroopError(f"sweep point {name}{more} did not finish ({error})")
+
+
+def print_comparison(k, rows, missing) -> None:
+    table = Table(caption=f"pass@{k}: the largest k every point measured")
+    for title in ("point", "samples", "pass@1", f"pass@{k}", "tokens per solved problem"):
+        table.add_column(title, justify="left" if title == "point" else "right")
+    show = lambda value, digits: "-" if value is None else format(value, digits)  # noqa: E731
+    for r in rows:
+        table.add_row(r.name, f"{r.samples:,}", show(r.pass_at_1, ".3f"), show(r.pass_at_k, ".3f"),
+                      show(r.tokens_per_solved_problem, ",.1f"))
+    out.print(table)
+    if missing:
+        out.print(f"not measured yet: {', '.join(missing)}")
+
+
+def _sweep_report(sweep_store: RunStore, out_store: RunStore) -> None:
+    from jobs.compare import write_sweep_report
+
+    index, k, rows, missing = write_sweep_report(sweep_store, out_store)
+    print_comparison(k, rows, missing)
+    out.print(f"report: {out_store.url(index)}")
 
 
 def cmd_generate(args) -> None:
@@ -172,7 +229,7 @@ def cmd_verify(args) -> None:
 
     config, store = _load_root(args.root, args.overrides)
     _verifier_name(config)
-    summary = verify_run(store, config.verify)
+    summary = verify_run(store, config.verify, shared_filesystem=config.run.shared_filesystem)
     print_verify(summary)
     check_unverified_units(summary, store.root)
 
@@ -195,9 +252,18 @@ def _model_path(store: RunStore) -> str | None:
 
 
 def cmd_report(args) -> None:
+    from jobs.sweep import is_sweep_root
+
     stores = [_load_root(root, [])[1] for root in args.roots]
     target = args.out or stores[0].url(stores[0].path("report"))
-    _report(stores, RunStore(target, dict(stores[0].storage_options) if args.out is None else {}))
+    out_store = RunStore(target, dict(stores[0].storage_options) if args.out is None else {})
+    sweeps = [s.root for s in stores if is_sweep_root(s)]
+    if sweeps and len(stores) > 1:
+        raise TroopError(f"{sweeps[0]} is a sweep: report it alone (troop report {sweeps[0]}), its points are overlaid")
+    if sweeps:
+        _sweep_report(stores[0], out_store)
+    else:
+        _report(stores, out_store)
 
 
 def cmd_status(args) -> None:
@@ -216,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     root_arg = ("root", "the run's root: a path or URL", "verify.verifier=numeric")
     for name, func, helptext, (positional, positional_help, example) in [
         ("run", cmd_run, "generate, verify and measure a run", config_arg),
+        ("sweep", cmd_sweep, "a grid of runs (key=a,b ...), engines loaded once per model", config_arg),
         ("generate", cmd_generate, "generate the sample pool only", config_arg),
         ("verify", cmd_verify, "verify an existing pool offline (no GPU needed)", root_arg),
         ("metrics", cmd_metrics, "compute metrics.json from the verdicts", root_arg),
@@ -226,9 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("overrides", nargs="*", help=f"key=value, e.g. {example}")
         sub.set_defaults(func=func)
     report = commands.add_parser("report", help="plots and tables of one or several roots as one HTML page")
-    report.add_argument("roots", nargs="+", help="run roots (paths or URLs); several overlay their curves")
+    report.add_argument("roots", nargs="+", help="run roots (paths or URLs); several overlay their curves; a sweep root overlays its points")
     report.add_argument("--out", help="where index.html and the PNGs go (default: ROOT/report of the first root)")
     report.set_defaults(func=cmd_report)
+    add_submit_commands(commands)
     return parser
 
 

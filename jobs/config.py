@@ -10,10 +10,12 @@ import difflib
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Callable, Optional
 
+import yaml
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
 from jobs.errors import ConfigError
+from jobs.placement import label_selector_error, resources_error
 from verifiers.registry import VerifySettings
 
 
@@ -22,6 +24,9 @@ class RunConfig:
     root: str = MISSING  # a local path or any fsspec URL (s3://bucket/prefix)
     seed: int = 0
     storage_options: dict[str, Any] = field(default_factory=dict)  # passed to fsspec
+    # A local root on a cluster of several nodes is refused (each node would write to its own
+    # disk) unless it is on a filesystem every node mounts (NFS, Lustre, ...): say so here.
+    shared_filesystem: bool = False
 
 
 @dataclass
@@ -74,10 +79,23 @@ class PlanConfig:
 
 @dataclass
 class ClusterConfig:
-    address: Optional[str] = None  # None: a local Ray; "auto" or ray://host:port: an existing one
-    num_workers: Optional[int] = None  # None: one per tensor_parallel_size GPUs, or 1 on CPU
-    cpus_per_worker: float = 1.0
+    # None: the cluster RAY_ADDRESS names (set inside a submitted job) or one started on this
+    # machine with `ray start`, else a new local Ray; "auto" or ray://host:port: an existing one.
+    address: Optional[str] = None
+    # None: as many as fit node by node (a node with 8 GPUs holds 8 // tensor_parallel_size), or 1 on CPU
+    num_workers: Optional[int] = None
+    cpus_per_worker: float = 1.0  # CPUs each generation actor reserves (with tensor parallelism, per actor, not per GPU)
+    # Custom Ray resources each generation actor reserves on its node (`ray start --resources`),
+    # e.g. {"accelerator_type:H100": 0.001}; with tensor parallelism, once per actor.
+    resources: dict[str, float] = field(default_factory=dict)
+    # Node labels generation actors must land on (`ray start --labels`), as Ray label
+    # selectors: {"ray.io/accelerator-type": "H100", "market": "!spot", "zone": "in(a,b)"}.
+    label_selector: dict[str, str] = field(default_factory=dict)
     max_unit_retries: int = 2  # attempts after the first for a unit whose worker dies or errs
+    # `troop submit` only: packages the job installs on the cluster where it lacks them
+    # (runtime_env pip, e.g. ["vllm==0.11.0"]), and environment variables for the job.
+    pip: list[str] = field(default_factory=list)
+    env_vars: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -88,6 +106,11 @@ class VerifyConfig:
     timeout_s: float = VerifySettings.timeout_s  # per sample: a program's wall clock, or one math check
     memory_mb: int = VerifySettings.memory_mb  # a sandboxed program's address space
     sandbox: str = VerifySettings.sandbox  # auto: bubblewrap, else rlimits only (warned); bwrap; rlimits
+    # Where the verification actors run (they never take a GPU): custom Ray resources each
+    # actor reserves, and node labels they must land on (Ray label selectors, as cluster.*).
+    # Not verifier settings: they leave the verdicts' verifier key unchanged.
+    resources: dict[str, float] = field(default_factory=dict)
+    label_selector: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -159,7 +182,8 @@ def _parse_sections(load: Callable[[], Any], what: str, fix: str):
     return loaded
 
 
-def _read_yaml(path: str):
+def read_config_file(path: str):
+    """A config file's sections as loaded (a `sweep:` section included), or a one-line ConfigError."""
     try:
         return _parse_sections(lambda: OmegaConf.load(path), f"config file {path}", "fix the file")
     except FileNotFoundError:
@@ -180,7 +204,8 @@ def _merge(schema: type, layers: list) -> Any:
         raise _one_line(err, source, schema) from None
 
 
-def _override_layers(overrides: list[str]) -> list:
+def config_layers(overrides: list[str]) -> list:
+    """`key=value` overrides as (source name, DictConfig) layers for `merge_layers`."""
     layers = []
     for item in overrides:
         if "=" not in item or item.startswith("="):
@@ -189,15 +214,22 @@ def _override_layers(overrides: list[str]) -> list:
             layers.append((f"override '{item}'", OmegaConf.from_dotlist([item])))
         except OmegaConfBaseException as err:
             raise ConfigError(f"override '{item}' cannot be parsed ({str(err).splitlines()[0]})") from None
+        except yaml.YAMLError as err:  # a value is read as YAML, where a leading ! is a tag
+            raise ConfigError(f"override '{item}' is not valid YAML ({_first_line(err)}): quote the value, e.g. key='\"!x\"'") from None
     return layers
+
+
+def merge_layers(layers: list) -> JobConfig:
+    """Schema <- each (source name, DictConfig) layer, as a validated `JobConfig`."""
+    config = _merge(JobConfig, layers)
+    check_config(config)
+    return config
 
 
 def merge_config(path: Optional[str], overrides: list[str] = ()) -> JobConfig:
     """Schema <- YAML file <- `key=value` overrides, as a validated `JobConfig`."""
-    layers = [(path, _read_yaml(path))] if path is not None else []
-    config = _merge(JobConfig, layers + _override_layers(list(overrides)))
-    check_config(config)
-    return config
+    layers = [(path, read_config_file(path))] if path is not None else []
+    return merge_layers(layers + config_layers(list(overrides)))
 
 
 @dataclass
@@ -215,7 +247,7 @@ def merge_root_config(root: str, job_yaml_text: Optional[str], overrides: list[s
     if job_yaml_text is not None:
         job = _parse_sections(lambda: OmegaConf.create(job_yaml_text), f"{root}/job.yaml", "restore or remove it")
         layers.append(("job.yaml", OmegaConf.masked_copy(job, [f.name for f in fields(RootConfig) if f.name in job])))
-    layers += _override_layers(list(overrides))
+    layers += config_layers(list(overrides))
     layers.append(("the ROOT argument", OmegaConf.create({"run": {"root": root}})))
     config = _merge(RootConfig, layers)
     check_verify_config(config.verify)
@@ -235,6 +267,14 @@ def check_verify_config(v: VerifyConfig) -> None:
         raise ConfigError(f"config key 'verify.memory_mb' is {v.memory_mb}: it must be at least 64")
     if v.sandbox not in SANDBOX_MODES:
         raise ConfigError(f"config key 'verify.sandbox' is {v.sandbox!r}: use one of {', '.join(SANDBOX_MODES)}")
+    check_placement_keys("verify", v.resources, v.label_selector)
+
+
+def check_placement_keys(section: str, resources: dict, label_selector: dict) -> None:
+    """`<section>.resources` and `<section>.label_selector` as Ray will take them."""
+    problem = resources_error(resources, f"{section}.resources") or label_selector_error(label_selector, f"{section}.label_selector")
+    if problem:
+        raise ConfigError(problem)
 
 
 def check_metrics_config(m: MetricsConfig) -> None:
@@ -262,6 +302,9 @@ def check_config(config: JobConfig) -> None:
         raise ConfigError(f"config key 'cluster.max_unit_retries' is {config.cluster.max_unit_retries}: it must be >= 0")
     if config.cluster.num_workers is not None:
         positive["cluster.num_workers"] = config.cluster.num_workers
+    if config.cluster.cpus_per_worker <= 0:
+        raise ConfigError(f"config key 'cluster.cpus_per_worker' is {config.cluster.cpus_per_worker}: it must be > 0")
+    check_placement_keys("cluster", config.cluster.resources, config.cluster.label_selector)
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"config key '{key}' is {value}: it must be at least 1")

@@ -11,6 +11,7 @@ from jobs.actor import UnitStats, UnitTask
 from jobs.config import JobConfig
 from jobs.errors import ProblemSetError
 from jobs.failures import record_failures
+from jobs.placement import PlacementSettings
 from jobs.plan import WorkUnit, plan_units
 from jobs.pool import GenerationPool, init_ray
 from jobs.progress import UnitProgress
@@ -110,7 +111,7 @@ def generate(
     """
     plan = plan_run(config, required_columns)
     if pool is None and plan.todo:
-        init_ray(config.cluster.address)
+        init_ray(config.cluster.address, config.run.root, config.run.shared_filesystem)
         with start_pool(config) as own:
             return execute(plan, own)
     return execute(plan, pool)
@@ -118,7 +119,8 @@ def generate(
 
 def start_pool(config: JobConfig) -> GenerationPool:
     c = config.cluster
-    return GenerationPool(engine_spec(config), c.num_workers, c.cpus_per_worker, c.max_unit_retries)
+    return GenerationPool(engine_spec(config), c.num_workers, c.cpus_per_worker, c.max_unit_retries,
+                          placement=PlacementSettings(dict(c.resources), dict(c.label_selector)))
 
 
 def execute(plan: RunPlan, pool: GenerationPool | None, on_unit: Callable[[str], None] | None = None) -> GenerateSummary:

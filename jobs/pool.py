@@ -5,6 +5,10 @@ units finishes, so the actors pull work at their own pace. Each actor holds `UNI
 units at once so that its next unit is already waiting in its mailbox while it writes the
 current one. Only unit ids and `UnitStats` travel through the driver.
 
+Where the actors go and what they ask of Ray comes from `jobs.placement`, given the live nodes
+as `ray.nodes()` describes them when the pool starts; with tensor parallelism on GPUs each actor
+holds a placement group of its own, removed with the actor.
+
 An actor that dies (its process killed, its node lost, its engine crashed) is replaced by a new
 one, and its units go back to the queue: a unit file is written whole or not at all, so nothing
 it half-did survives. A unit is tried at most 1 + `max_unit_retries` times; after that it is
@@ -14,17 +18,21 @@ reported as failed and the others carry on.
 import logging
 import os
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable
 
 from jobs.actor import GenerationWorker, UnitStats, UnitTask
 from jobs.errors import TroopError
+from jobs.placement import Node, PlacementSettings, alive_nodes, generation_placement
+from jobs.reach import check_root_reachable
 from workers.engine import EngineSpec
 
 log = logging.getLogger("troop")
 
 UNITS_IN_FLIGHT = 2
 MAX_UNIT_RETRIES = 2
+# How long the pool waits for its placement groups: long enough for an autoscaler to add a node.
+PLACEMENT_TIMEOUT_S = 600
 
 
 @dataclass
@@ -33,26 +41,35 @@ class PoolResult:
     failed: dict = field(default_factory=dict)  # unit id -> (status, reason) of its last attempt
 
 
-def init_ray(address: str | None) -> None:
-    """Connect to `address` (an existing cluster), or start a local Ray; once per process."""
+def init_ray(address: str | None, root: str | None = None, shared_filesystem: bool = False) -> None:
+    """Connect to `address` (an existing cluster), or start a local Ray; once per process.
+    With `root`: refuse a local root that the cluster's other nodes cannot reach (jobs.reach)."""
     import ray
 
-    if ray.is_initialized():
-        return
-    try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=True, logging_level=logging.WARNING)
-    except ConnectionError as err:
-        raise TroopError(f"cluster.address={address} cannot be reached ({err}): is the Ray head running?") from None
+    if not ray.is_initialized():
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=True, logging_level=logging.WARNING)
+        except ConnectionError as err:
+            raise TroopError(f"cluster.address={address} cannot be reached ({err}): is the Ray head running?") from None
+    if root is not None:
+        check_root_reachable(root, len(cluster_nodes()), shared_filesystem)
 
 
-def worker_resources(tensor_parallel_size: int, cluster_gpus: float, cpus_per_worker: float) -> dict:
-    """Ray resources of one generation actor: its engine's GPUs where the cluster has any."""
-    return {"num_cpus": cpus_per_worker, "num_gpus": tensor_parallel_size if cluster_gpus > 0 else 0}
+def cluster_nodes() -> list[Node]:
+    """The live nodes of the cluster and their total resources and labels."""
+    import ray
+
+    return alive_nodes(ray.nodes())
 
 
-def default_num_workers(tensor_parallel_size: int, cluster_gpus: float) -> int:
-    """One actor per `tensor_parallel_size` GPUs, or one on a machine without GPUs."""
-    return max(1, int(cluster_gpus // tensor_parallel_size)) if cluster_gpus > 0 else 1
+def free_nodes() -> list[Node]:
+    """The live nodes with the resources free on each now (what actors and placement groups
+    have not taken), and their labels."""
+    import ray
+    from ray._private.state import available_resources_per_node  # a DeveloperAPI: Ray's only per-node view
+
+    free = available_resources_per_node()
+    return [Node(dict(free.get(n["NodeID"], {})), dict(n.get("Labels") or {})) for n in ray.nodes() if n.get("Alive")]
 
 
 class ActorPool:
@@ -80,22 +97,28 @@ class ActorPool:
 
 
 class GenerationPool(ActorPool):
-    """`num_workers` actors, each owning one engine built from `spec`; reusable across runs."""
+    """`num_workers` actors (None: as many as the cluster holds, see `jobs.placement`), each
+    owning one engine built from `spec`; `placement` adds custom resources and node labels.
+    Reusable across runs."""
 
     def __init__(self, spec: EngineSpec, num_workers: int | None = None, cpus_per_worker: float = 1.0,
-                 max_unit_retries: int = MAX_UNIT_RETRIES, worker_class=GenerationWorker):
+                 max_unit_retries: int = MAX_UNIT_RETRIES, worker_class=GenerationWorker,
+                 placement: PlacementSettings = PlacementSettings()):
         import ray
 
-        gpus = ray.cluster_resources().get("GPU", 0)
         self.spec = spec
         self.max_unit_retries = max_unit_retries
-        self.num_workers = num_workers or default_num_workers(spec.tensor_parallel_size, gpus)
-        resources = worker_resources(spec.tensor_parallel_size, gpus, cpus_per_worker)
+        self.actor_placement = generation_placement(cluster_nodes(), spec.tensor_parallel_size, cpus_per_worker, num_workers, placement)
+        self.num_workers = self.actor_placement.num_workers
+        # The engine is told it owns a placement group, so it runs its ranks in the group's GPUs.
+        self._actor_spec = replace(spec, in_placement_group=self.actor_placement.uses_placement_groups)
         # vLLM logs every engine step at INFO; a user who wants them sets VLLM_LOGGING_LEVEL.
         env = {"VLLM_LOGGING_LEVEL": os.environ.get("VLLM_LOGGING_LEVEL", "WARNING")}
-        self._actor_class = ray.remote(worker_class).options(**resources, runtime_env={"env_vars": env})
-        log.info("starting %d generation worker(s) for %s (%s)", self.num_workers, spec.model, resources)
-        self.actors = [self._actor_class.remote(spec) for _ in range(self.num_workers)]
+        self._actor_class = ray.remote(worker_class)
+        self._options = {**self.actor_placement.options, "runtime_env": {"env_vars": env}}
+        self._groups: dict = {}  # actor -> the placement group it runs in (tensor parallelism on GPUs)
+        self._announce()
+        self.actors = [self._spawn(group) for group in self._reserve(self.num_workers)]
         self._ready = {actor: actor.ready.remote() for actor in self.actors}  # each resolves to its pid
         try:
             ray.get(list(self._ready.values()))
@@ -103,6 +126,66 @@ class GenerationPool(ActorPool):
             self.shutdown()
             cause = str(err.__cause__ or err).strip().splitlines()[-1]
             raise TroopError(f"model.path={spec.model}: the vLLM engine failed to start ({cause}; the worker's log above has the root cause)") from None
+
+    def _announce(self) -> None:
+        placed = self.actor_placement
+        if self.num_workers > placed.capacity:
+            log.warning("cluster.num_workers=%d, but the cluster's nodes hold %d generation worker(s) now: "
+                        "the others wait for nodes with room to join", self.num_workers, placed.capacity)
+        groups = f", each in a {placed.strategy} placement group {placed.bundles}" if placed.uses_placement_groups else ""
+        log.info("starting %d generation worker(s) for %s (%s%s)", self.num_workers, self.spec.model, placed.options, groups)
+
+    def _reserve(self, count: int) -> list:
+        """`count` placement groups, each ready, or `count` Nones where the actors need none."""
+        import ray
+
+        if not self.actor_placement.uses_placement_groups:
+            return [None] * count
+        groups = [self._new_group() for _ in range(count)]
+        ready, _ = ray.wait([group.ready() for group in groups], num_returns=count, timeout=PLACEMENT_TIMEOUT_S)
+        if len(ready) < count:
+            for group in groups:
+                ray.util.remove_placement_group(group)
+            raise TroopError(
+                f"{count - len(ready)} of {count} placement groups of model.tensor_parallel_size={self.spec.tensor_parallel_size} "
+                f"GPUs on one node were not placed within {PLACEMENT_TIMEOUT_S}s (other jobs hold the GPUs, or nodes are "
+                "missing): lower cluster.num_workers or free the GPUs"
+            )
+        return groups
+
+    def _new_group(self):
+        import ray
+
+        return ray.util.placement_group(self.actor_placement.bundles, strategy=self.actor_placement.strategy,
+                                        bundle_label_selector=self.actor_placement.bundle_label_selector)
+
+    def _spawn(self, group):
+        """A new actor; in bundle 0 of `group` if there is one. Child tasks and actors it starts
+        go in the group too (Ray Data LLM's vLLM stage does the same)."""
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        options = dict(self._options)
+        if group is not None:
+            options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+                placement_group=group, placement_group_bundle_index=0, placement_group_capture_child_tasks=True)
+        actor = self._actor_class.options(**options).remote(self._actor_spec)
+        if group is not None:
+            self._groups[actor] = group
+        return actor
+
+    def _release(self, actor) -> None:
+        """Removes the actor's placement group, which kills whatever still runs in it."""
+        import ray
+
+        group = self._groups.pop(actor, None)
+        if group is not None:
+            ray.util.remove_placement_group(group)
+
+    def shutdown(self) -> None:
+        gone = list(self.actors)
+        super().shutdown()
+        for actor in gone:
+            self._release(actor)
 
     def _close(self, actor) -> None:
         import ray
@@ -120,7 +203,11 @@ class GenerationPool(ActorPool):
             return
         log.warning("a generation worker died; starting a replacement")
         ray.kill(dead, no_restart=True)
-        fresh = self._actor_class.remote(self.spec)
+        # A fresh group rather than the dead actor's: removing that one kills the vLLM workers
+        # the dead engine left in it, so their GPU memory is free for the replacement. The new
+        # actor waits in Ray's queue until its group is placed; the other actors carry on.
+        self._release(dead)
+        fresh = self._spawn(self._new_group() if self.actor_placement.uses_placement_groups else None)
         self.actors[self.actors.index(dead)] = fresh
         del self._ready[dead]
         self._ready[fresh] = fresh.ready.remote()

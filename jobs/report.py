@@ -474,18 +474,19 @@ def _run_html(run: Run) -> str:
     return title + _facts_html(run.metrics) + _curves_html(run.metrics) + _fit_html(run.metrics)
 
 
-def render_html(runs: list[Run]) -> str:
-    """The index page: roots and labels, per-run tables, then the plots with captions."""
+def render_html(runs: list[Run], preface_html: str = "") -> str:
+    """The index page: roots and labels, `preface_html` (a sweep's comparison), per-run tables,
+    then the plots with captions."""
     roots = "".join(f"<li>{_esc(r.label)}: <code>{_esc(r.store.url(r.store.path()))}</code></li>" for r in runs)
     figure = '<figure><img src="{0}" alt="{0}"><figcaption>{1}</figcaption></figure>'
     figures = "".join(figure.format(_esc(name), _esc(caption)) for name, _, caption in PLOTS)
     tables = "".join(_run_html(r) for r in runs)
-    body = f"<h1>Troop report</h1><ul>{roots}</ul>{tables}<h2>Plots</h2>{figures}"
+    body = f"<h1>Troop report</h1><ul>{roots}</ul>{preface_html}{tables}<h2>Plots</h2>{figures}"
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Troop report</title>'
             f"<style>{CSS}</style></head><body>{body}</body></html>\n")
 
 
-def write_report(roots: list[RunStore], out: RunStore, labels: list[str] | None = None) -> str:
+def write_report(roots: list[RunStore], out: RunStore, labels: list[str] | None = None, preface_html: str = "") -> str:
     """Writes out.path("index.html") and the PNGs beside it; returns the index.html path."""
     if not roots:
         raise ValueError("write_report needs at least one root")
@@ -493,5 +494,5 @@ def write_report(roots: list[RunStore], out: RunStore, labels: list[str] | None 
     for name, plot, _ in PLOTS:
         _save(plot(runs), out, name)
     index = out.path("index.html")
-    out.write_text(index, render_html(runs))
+    out.write_text(index, render_html(runs, preface_html))
     return index

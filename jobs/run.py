@@ -13,7 +13,7 @@ from jobs.config import JobConfig
 from jobs.generate import GenerateSummary, execute, plan_run, start_pool
 from jobs.pool import GenerationPool, init_ray
 from jobs.verify import VerifySummary, VerifyTask, prepare_verification, resolve_verifier, unverified_units
-from jobs.verify_pool import VerifyPool
+from jobs.verify_pool import VerifyPool, start_verify_pool
 
 
 class VerifyFeed:
@@ -55,12 +55,12 @@ def generate_and_verify(config: JobConfig, pool: GenerationPool | None = None) -
     store = plan.store
     job = prepare_verification(config.verify, plan.problems, f"problems.source={config.problems.source}")
     key = job.summary.verifier_key
-    init_ray(config.cluster.address)
+    init_ray(config.cluster.address, config.run.root, config.run.shared_filesystem)
     # Generation first: its actors take the GPUs and their CPUs; verification gets what is left.
     own_pool = start_pool(config) if pool is None and plan.todo else None
     began = time.perf_counter()
     try:
-        with VerifyPool(config.verify.workers) as verify_pool:
+        with start_verify_pool(config.verify) as verify_pool:
             store.remove_stale_temporaries(f"verdicts/{key}")
             feed = VerifyFeed(verify_pool, job.summary)
             for unit_id in unverified_units(store, key):

@@ -229,10 +229,10 @@ def unverified_units(store: RunStore, key: str, sample_units: set[str] | None = 
     return sorted(sample_units - store.unit_ids(f"verdicts/{key}"))
 
 
-def verify_run(store: RunStore, config: VerifyConfig, pool=None) -> VerifySummary:
+def verify_run(store: RunStore, config: VerifyConfig, pool=None, shared_filesystem: bool = False) -> VerifySummary:
     """`troop verify`: verdicts for every sample unit that has none for this verifier's key."""
     from jobs.pool import init_ray
-    from jobs.verify_pool import VerifyPool
+    from jobs.verify_pool import start_verify_pool
 
     key = verifier_key(config.verifier, verify_settings(config))
     sample_units = store.unit_ids("samples")
@@ -248,8 +248,8 @@ def verify_run(store: RunStore, config: VerifyConfig, pool=None) -> VerifySummar
     if pool is not None:
         pool.run(tasks, job.summary.add, job.summary.failed.__setitem__)
     else:
-        init_ray(None)  # a local Ray, or the cluster RAY_ADDRESS names
-        with VerifyPool(config.workers) as own:
+        init_ray(None, store.root, shared_filesystem)  # a local Ray, or the cluster RAY_ADDRESS names
+        with start_verify_pool(config) as own:
             own.run(tasks, job.summary.add, job.summary.failed.__setitem__)
     job.summary.seconds = time.perf_counter() - began
     return job.summary

@@ -12,7 +12,9 @@ import logging
 import queue
 from typing import Callable, Iterable, Optional
 
-from jobs.pool import ActorPool
+from jobs.config import VerifyConfig
+from jobs.placement import PlacementSettings, verify_placement
+from jobs.pool import ActorPool, free_nodes
 from jobs.verify import VerifyStats, VerifyTask, VerifyWorker
 
 log = logging.getLogger("troop")
@@ -21,23 +23,22 @@ POLL_S = 0.05  # how often the dispatch loop looks at the queue while units are 
 MAX_UNIT_RETRIES = 2
 
 
-def verify_actor_cpus(workers: Optional[int], free_cpus: float) -> tuple[int, float]:
-    """(actors, CPUs per actor): one CPU each by default, one actor per free CPU; an explicit
-    `workers` beyond the free CPUs shares them, so no actor waits for a CPU that never frees."""
-    if workers is None:
-        return max(1, int(free_cpus)), 1.0
-    per_actor = min(1.0, free_cpus / workers) if free_cpus > 0 else 0.0
-    return workers, round(per_actor, 4)
+def start_verify_pool(config: VerifyConfig) -> "VerifyPool":
+    """The pool `config` asks for, on the CPUs the generation actors (if any) left free."""
+    return VerifyPool(config.workers, placement=PlacementSettings(dict(config.resources), dict(config.label_selector)))
 
 
 class VerifyPool(ActorPool):
-    def __init__(self, workers: Optional[int] = None, worker_class=VerifyWorker):
+    """`workers` actors (None: one per CPU the generation actors left free, see
+    `jobs.placement.verify_placement`); `placement` adds custom resources and node labels."""
+
+    def __init__(self, workers: Optional[int] = None, worker_class=VerifyWorker, placement: PlacementSettings = PlacementSettings()):
         import ray
 
-        free = ray.available_resources().get("CPU", 0.0)
-        self.num_workers, cpus = verify_actor_cpus(workers, free)
-        self._actor_class = ray.remote(worker_class).options(num_cpus=cpus, num_gpus=0)
-        log.info("starting %d verification worker(s) (%.2f CPU each)", self.num_workers, cpus)
+        self.actor_placement = verify_placement(free_nodes(), workers, placement)
+        self.num_workers = self.actor_placement.num_workers
+        self._actor_class = ray.remote(worker_class).options(**self.actor_placement.options)
+        log.info("starting %d verification worker(s) (%s)", self.num_workers, self.actor_placement.options)
         self.actors = [self._actor_class.remote() for _ in range(self.num_workers)]
         ray.get([actor.ready.remote() for actor in self.actors])
 

@@ -34,6 +34,10 @@ class EngineSpec:
     enforce_eager: bool = False
     enable_prefix_caching: bool = True
     engine_kwargs: dict[str, Any] = field(default_factory=dict, hash=False)
+    # Set by the driver for an engine whose actor holds a Ray placement group of one GPU per
+    # tensor-parallel rank. Where an engine runs is not what it is: specs equal apart from
+    # this still share an engine.
+    in_placement_group: bool = field(default=False, compare=False)
 
 
 def engine_args(spec: EngineSpec, on_cpu: bool) -> dict[str, Any]:
@@ -53,6 +57,12 @@ def engine_args(spec: EngineSpec, on_cpu: bool) -> dict[str, Any]:
         args["gpu_memory_utilization"] = spec.gpu_memory_utilization
     elif on_cpu:
         args["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
+    if spec.in_placement_group and spec.tensor_parallel_size > 1:
+        # vLLM's multiprocessing executor would start its ranks on whichever GPUs the process
+        # sees, not the ones Ray reserved; its Ray executor puts one worker in each GPU bundle
+        # of the actor's group. Recent vLLM picks it itself inside a placement group; saying
+        # so keeps that from depending on the vLLM release.
+        args["distributed_executor_backend"] = "ray"
     if on_cpu:
         # vLLM's CPU sampler cannot rewind a seeded generator when chunked prefill splits a
         # prompt over steps ("CPU Generator does not use offset"): every sample here is seeded.

@@ -260,7 +260,14 @@ def test_shipped_config_is_valid(path, tmp_path):
     overrides = [f"run.root={tmp_path / 'run'}"]  # examples may leave the root to the command line
     if OmegaConf.select(raw, "model.path", default="???") == "???":
         overrides.append("model.path=org/model")
-    config = merge_config(path, overrides)
+    if "sweep" in raw:  # a sweep's every point is a valid run
+        from jobs.sweep import load_sweep
+
+        points = load_sweep(path, overrides).points
+        assert len(points) > 1
+        config = points[0].config
+    else:
+        config = merge_config(path, overrides)
     assert config.problems.source in SOURCES
     assert config.verify.verifier is None or config.verify.verifier in VERIFIERS
     if config.problems.source in ("arithmetic", "humaneval") and config.verify.verifier is not None:

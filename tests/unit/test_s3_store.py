@@ -228,7 +228,7 @@ def test_generate_and_run_refuse_an_unreachable_endpoint(command, config_file, s
 class InlineVerifyPool:
     """VerifyPool's interface with one VerifyWorker in this process: verify without Ray."""
 
-    def __init__(self, workers=None):
+    def __init__(self, workers=None, placement=None):
         self.worker = VerifyWorker()
 
     def run(self, tasks, on_done, on_failed=None):
@@ -244,7 +244,7 @@ class InlineVerifyPool:
 
 @pytest.fixture
 def no_ray(monkeypatch):
-    monkeypatch.setattr(jobs.pool, "init_ray", lambda address: None)
+    monkeypatch.setattr(jobs.pool, "init_ray", lambda *args: None)
     monkeypatch.setattr(jobs.verify_pool, "VerifyPool", InlineVerifyPool)
 
 

@@ -1,0 +1,202 @@
+"""Where the actors go: the Ray resources they request, computed from a cluster description.
+
+Pure functions over `Node`s (what `ray.nodes()` reports of the live nodes); `jobs.pool` and
+`jobs.verify_pool` turn the results into actors and placement groups, so every request can be
+checked in a unit test without a cluster or a GPU.
+
+- On a cluster without GPUs a generation actor asks `cluster.cpus_per_worker` CPUs and one
+  actor runs by default (vLLM's CPU engine uses the machine's cores on its own).
+- With GPUs and `model.tensor_parallel_size` 1, an actor asks one GPU.
+- With tensor parallelism, an actor holds a placement group of one bundle per GPU, packed on one
+  node (STRICT_PACK: tensor-parallel ranks talk over NVLink/PCIe, not the network). The actor
+  sits in bundle 0 and asks no GPU itself: vLLM's Ray workers take the group's GPUs.
+- By default as many generation actors run as fit node by node on the nodes that match
+  `cluster.label_selector`; verification actors take the CPUs left and never a GPU.
+"""
+
+import re
+import sys
+from dataclasses import dataclass, field
+
+from jobs.errors import TroopError
+
+STRICT_PACK = "STRICT_PACK"
+
+# Ray's label syntax (ray._private.label_utils): a value, "!value", "in(a, b)" or "!in(a, b)".
+_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9_.-]{0,61}[a-zA-Z0-9])?"
+_LABEL_KEY = re.compile(rf"(?:[a-zA-Z0-9.-]{{1,253}}/)?{_LABEL}")
+_SELECTOR_VALUE = re.compile(rf"(?P<negated>!?)(?:in\((?P<values>{_LABEL}(?:, ?{_LABEL})*)\)|(?P<value>{_LABEL}))")
+# Resource names Ray takes as num_cpus / num_gpus, never inside `resources`.
+_BUILT_IN_RESOURCES = ("CPU", "GPU")
+_RESOURCE_UNIT = 0.0001  # Ray's finest fraction of a resource
+
+
+@dataclass(frozen=True)
+class Node:
+    """One live node: its resources ({"CPU": 32, "GPU": 8, ...}) and labels."""
+
+    resources: dict[str, float]
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlacementSettings:
+    """What the config adds to an actor's request: custom resources and node labels."""
+
+    resources: dict[str, float] = field(default_factory=dict)
+    label_selector: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ActorPlacement:
+    """How many actors to start and what each asks of Ray."""
+
+    num_workers: int
+    capacity: int  # actors the cluster can host now, node by node
+    options: dict  # keyword arguments of the actor's `.options()`
+    bundles: list = field(default_factory=list)  # a placement group per actor; empty: none
+    bundle_label_selector: list | None = None  # one selector per bundle, or none
+    strategy: str | None = None  # the groups' placement strategy
+
+    @property
+    def uses_placement_groups(self) -> bool:
+        return bool(self.bundles)
+
+
+def alive_nodes(ray_nodes: list[dict]) -> list[Node]:
+    """The live nodes of a `ray.nodes()` answer."""
+    return [Node(dict(n.get("Resources") or {}), dict(n.get("Labels") or {})) for n in ray_nodes if n.get("Alive")]
+
+
+def selector_value_error(value) -> str | None:
+    """Why `value` is not a Ray label selector value, or None."""
+    if isinstance(value, str) and _SELECTOR_VALUE.fullmatch(value):
+        return None
+    return f"{value!r} is not a label selector: write 'value', '!value', 'in(a,b)' or '!in(a,b)'"
+
+
+def label_selector_error(selector: dict, key: str) -> str | None:
+    """A one-line complaint about the first bad entry of config key `key`, or None."""
+    for label, value in selector.items():
+        if not _LABEL_KEY.fullmatch(str(label)):
+            return f"config key '{key}' names the label {label!r}: a label key is [prefix/]name of letters, digits, '-', '_', '.'"
+        problem = selector_value_error(value)
+        if problem:
+            return f"config key '{key}.{label}' is {problem}"
+    return None
+
+
+def resources_error(resources: dict, key: str) -> str | None:
+    """A one-line complaint about the first bad entry of config key `key`, or None."""
+    for name, amount in resources.items():
+        if name in _BUILT_IN_RESOURCES:
+            return f"config key '{key}.{name}' is not a custom resource: remove it ({name}s are set by their own keys)"
+        if not isinstance(amount, (int, float)) or amount < _RESOURCE_UNIT:
+            return f"config key '{key}.{name}' is {amount!r}: it must be a number >= {_RESOURCE_UNIT}"
+    return None
+
+
+def label_matches(labels: dict, selector: dict) -> bool:
+    """Ray's rule: `value` and `in(...)` need the label with one of the values; `!value` and
+    `!in(...)` accept a node without the label or with another value."""
+    for key, expression in selector.items():
+        match = _SELECTOR_VALUE.fullmatch(expression)
+        values = {v.strip() for v in (match["values"] or match["value"]).split(",")}
+        if (labels.get(key) in values) == bool(match["negated"]):
+            return False
+    return True
+
+
+def matching_nodes(nodes: list[Node], selector: dict, key: str) -> list[Node]:
+    """The nodes `selector` (config key `key`) accepts; an error if it accepts none."""
+    chosen = [node for node in nodes if label_matches(node.labels, selector)]
+    if selector and not chosen:
+        raise TroopError(
+            f"{key}={selector} matches none of the cluster's {len(nodes)} node(s): "
+            "fix the selector or start nodes with those labels (ray start --labels)"
+        )
+    return chosen
+
+
+def fits(resources: dict, demand: dict) -> int:
+    """How many copies of `demand` fit in one node's `resources`."""
+    # A hair of tolerance: Ray counts in units of 1e-4, floats do not (0.3 / 0.1 < 3).
+    return min((int(resources.get(k, 0) / need + 1e-9) for k, need in demand.items()), default=sys.maxsize)
+
+
+def generation_demand(tensor_parallel_size: int, cpus_per_worker: float, settings: PlacementSettings, on_gpus: bool) -> dict:
+    """All that one generation actor reserves on its node (its group's bundles together)."""
+    demand = {"CPU": cpus_per_worker, **settings.resources}
+    if on_gpus:
+        demand["GPU"] = tensor_parallel_size
+    return {k: v for k, v in demand.items() if v > 0}
+
+
+def generation_placement(nodes: list[Node], tensor_parallel_size: int, cpus_per_worker: float,
+                         num_workers: int | None = None, settings: PlacementSettings = PlacementSettings()) -> ActorPlacement:
+    """The generation actors' count and requests on `nodes`; an explicit `num_workers` wins."""
+    on_gpus = any(node.resources.get("GPU", 0) > 0 for node in nodes)
+    demand = generation_demand(tensor_parallel_size, cpus_per_worker, settings, on_gpus)
+    eligible = matching_nodes(nodes, settings.label_selector, "cluster.label_selector")
+    capacity = sum(fits(node.resources, demand) for node in eligible)
+    if capacity == 0:
+        raise TroopError(no_room(eligible, demand, tensor_parallel_size, cpus_per_worker, bool(settings.label_selector)))
+    default = capacity if on_gpus else 1  # one CPU engine already uses every core it is given
+    count = num_workers or default
+    if on_gpus and tensor_parallel_size > 1:
+        return _grouped(count, capacity, tensor_parallel_size, cpus_per_worker, settings)
+    options = _with_settings({"num_cpus": cpus_per_worker, "num_gpus": 1 if on_gpus else 0}, settings)
+    return ActorPlacement(count, capacity, options)
+
+
+def _grouped(count: int, capacity: int, tensor_parallel_size: int, cpus_per_worker: float, settings: PlacementSettings) -> ActorPlacement:
+    """A placement group of one GPU per bundle. The actor's CPUs and the custom resources go in
+    bundle 0, where the actor runs: STRICT_PACK puts every bundle on one node, so where in the
+    group they sit changes nothing but that the actor can draw its CPUs from its own bundle.
+    vLLM's Ray workers ask one GPU and no CPU each (vllm/v1/executor/ray_executor.py)."""
+    first = {"GPU": 1, "CPU": cpus_per_worker, **settings.resources}
+    bundles = [{k: v for k, v in first.items() if v > 0}] + [{"GPU": 1} for _ in range(tensor_parallel_size - 1)]
+    selectors = [dict(settings.label_selector) for _ in bundles] if settings.label_selector else None
+    return ActorPlacement(count, capacity, {"num_cpus": cpus_per_worker, "num_gpus": 0}, bundles, selectors, STRICT_PACK)
+
+
+def _with_settings(options: dict, settings: PlacementSettings) -> dict:
+    if settings.resources:
+        options["resources"] = dict(settings.resources)
+    if settings.label_selector:
+        options["label_selector"] = dict(settings.label_selector)
+    return options
+
+
+def no_room(nodes: list[Node], demand: dict, tensor_parallel_size: int, cpus_per_worker: float, selected: bool) -> str:
+    """Why not one generation actor fits on any of `nodes`, naming the setting to change."""
+    where = "matching node (cluster.label_selector)" if selected else "node"
+    settings = {"GPU": f"model.tensor_parallel_size={tensor_parallel_size}", "CPU": f"cluster.cpus_per_worker={cpus_per_worker:g}"}
+    for name in sorted(demand, key=lambda k: k != "GPU"):  # the GPUs first: the usual culprit
+        most = max((node.resources.get(name, 0) for node in nodes), default=0)
+        if most < demand[name]:
+            setting = settings.get(name, f"cluster.resources.{name}={demand[name]:g}")
+            return (f"{setting} needs {demand[name]:g} {name} on one node and no {where} has more than {most:g}: "
+                    f"lower {setting.split('=')[0]} or add a node with {demand[name]:g} {name}")
+    return (f"no {where} has {demand} at once for one generation actor: lower model.tensor_parallel_size, "
+            "cluster.cpus_per_worker or cluster.resources, or add such a node")
+
+
+def verify_actor_cpus(workers: int | None, free_cpus: float, slots: int) -> tuple[int, float]:
+    """(actors, CPUs per actor): by default one CPU each, as many as `slots` (one-CPU actors
+    that fit node by node); an explicit `workers` beyond the free CPUs shares them, so no actor
+    waits for a CPU that never frees."""
+    if workers is None:
+        return max(1, slots), 1.0
+    per_actor = min(1.0, free_cpus / workers) if free_cpus > 0 else 0.0
+    return workers, round(per_actor, 4)
+
+
+def verify_placement(free: list[Node], workers: int | None = None, settings: PlacementSettings = PlacementSettings()) -> ActorPlacement:
+    """The verification actors' count and requests on the nodes' `free` resources (what the
+    generation actors left): CPUs, never a GPU, plus the verifier's own resources and labels."""
+    eligible = matching_nodes(free, settings.label_selector, "verify.label_selector")
+    free_cpus = sum(node.resources.get("CPU", 0) for node in eligible if fits(node.resources, settings.resources))
+    slots = sum(fits(node.resources, {"CPU": 1.0, **settings.resources}) for node in eligible)
+    count, cpus = verify_actor_cpus(workers, free_cpus, slots)
+    return ActorPlacement(count, slots, _with_settings({"num_cpus": cpus, "num_gpus": 0}, settings))

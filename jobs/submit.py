@@ -1,0 +1,404 @@
+"""`troop submit`, `troop jobs`, `troop logs`, `troop stop`: the driver as a job on a Ray cluster,
+through the cluster's Ray Jobs API (its dashboard, http://HEAD:8265).
+
+`troop submit CONFIG [key=value ...]` checks the config here first, so that a typo fails before
+anything is uploaded, then submits `python -m jobs run CONFIG [...]` (or `sweep`, when the
+arguments describe one) with a runtime_env that ships what the cluster cannot read from this
+machine:
+- the code: the packages `jobs`, `workers` and `verifiers`, from wherever this process imports
+  them (a checkout or an installed troop), as `py_modules`;
+- a `working_dir` holding the config file, and the problems file when `problems.path` is a local
+  file (the job reads the staged copy);
+- `cluster.pip` (packages the cluster lacks, installed by Ray for this job) and `cluster.env_vars`.
+
+The job's working directory is the staged folder on the cluster, so paths the user wrote relative
+to their own directory are made absolute here: `run.root`, and `model.path` where it names a local
+folder. The model itself is not shipped: `model.path` must be a Hub id or a path on the cluster's
+nodes. The run's root must be reachable from every node (jobs.reach).
+
+An explicit `--address` wins over RAY_ADDRESS and RAY_API_SERVER_ADDRESS (Ray itself lets those
+override an address given in code); without one, Ray resolves the address as `ray job` does.
+"""
+
+import asyncio
+import json
+import os
+import re
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from jobs.config import ClusterConfig, JobConfig, merge_config
+from jobs.errors import ConfigError, TroopError
+from jobs.reach import check_root_reachable
+
+STAGED_PROBLEMS = "problems"  # folder of the working_dir holding a local problems file
+# Set before the user's env_vars (which may override it): a driver whose stdout is not a
+# terminal buffers its output in blocks, and `troop submit` would show it only at the end.
+JOB_ENV_DEFAULTS = {"PYTHONUNBUFFERED": "1"}
+TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+
+
+@dataclass
+class Job:
+    """What a config and its overrides run, as checked here."""
+
+    command: str  # "run" or "sweep"
+    root: str  # the run's root, or the sweep's root (one folder per point under it)
+    configs: list[JobConfig]  # the run's config, or each sweep point's
+    axes: dict  # a sweep's axis key -> values; {} for a run
+
+
+@dataclass
+class Submission:
+    command: str
+    config_name: str  # the config file's name in the working_dir
+    overrides: list[str]  # the user's, then the path fixes (which replace the user's value of their key)
+    runtime_env: dict
+    job: Job  # as the cluster will read the arguments
+
+    @property
+    def entrypoint(self) -> str:
+        return job_entrypoint(self.command, self.config_name, self.overrides)
+
+
+def load_job(config_path: str, overrides: list[str]) -> Job:
+    """Merge and check the config as `troop run` or `troop sweep` would (ConfigError if not)."""
+    from jobs.sweep import is_sweep, load_sweep
+
+    if is_sweep(config_path, overrides):
+        sweep = load_sweep(config_path, overrides)
+        return Job("sweep", sweep.root, [p.config for p in sweep.points], sweep.axes)
+    config = merge_config(config_path, overrides)
+    return Job("run", config.run.root, [config], {})
+
+
+def job_entrypoint(command: str, config_name: str, overrides: list[str]) -> str:
+    """The shell command the cluster runs; every argument quoted (values may hold spaces, quotes, $)."""
+    return shlex.join(["python", "-m", "jobs", command, config_name, *overrides])
+
+
+def _override(key: str, value: str) -> str:
+    """`key=value`, the value quoted unless it is plain (a comma would make a sweep axis of it,
+    and OmegaConf would read brackets, quotes or `${` as more than a string)."""
+    return f"{key}={value}" if re.fullmatch(r"[\w./@+-]+", value) else f"{key}={json.dumps(value)}"
+
+
+def _relative_local(path) -> bool:
+    return isinstance(path, str) and "://" not in path and not os.path.isabs(path) and os.path.exists(path)
+
+
+def _refuse_relative_axis(job: Job, key: str) -> None:
+    """An axis value relative to this directory would be read relative to the job's folder."""
+    values = [v for v in job.axes.get(key, []) if _relative_local(v)]
+    if values:
+        raise ConfigError(
+            f"sweep axis '{key}' has a relative local path ({values[0]}): the job runs in another folder "
+            f"on the cluster; give absolute paths or URLs, e.g. {key}={os.path.abspath(values[0])}"
+        )
+
+
+def _stage_problems(path: str, staging: Path) -> str:
+    """Copy a local problems file into the working_dir; its path there, relative to the job's folder."""
+    target = staging / STAGED_PROBLEMS / os.path.basename(path)
+    target.parent.mkdir(exist_ok=True)
+    shutil.copyfile(path, target)
+    return f"{STAGED_PROBLEMS}/{target.name}"
+
+
+def path_overrides(job: Job, staging: Path) -> list[str]:
+    """Overrides that make the job read and write what these arguments mean here."""
+    config = job.configs[0]
+    fixes = []
+    if "://" not in job.root and not os.path.isabs(job.root):
+        fixes.append(_override("run.root", os.path.abspath(job.root)))  # run.root is never an axis
+    if config.cluster.address is not None:
+        # The driver runs on the cluster: the job supervisor gives it the address (RAY_ADDRESS);
+        # an address meant for a driver elsewhere (ray://HEAD:10001) would only add a detour.
+        fixes.append("cluster.address=null")
+    for key in ("model.path", "problems.path"):
+        _refuse_relative_axis(job, key)
+    if "model.path" not in job.axes and _relative_local(config.model.path):
+        fixes.append(_override("model.path", os.path.abspath(config.model.path)))
+    problems = config.problems.path
+    if "problems.path" not in job.axes and problems and "://" not in problems and os.path.isfile(problems):
+        fixes.append(_override("problems.path", _stage_problems(problems, staging)))
+    return fixes
+
+
+def package_dirs() -> list[str]:
+    """The folders of the packages the job imports, wherever this process imports them from."""
+    import jobs
+    import verifiers
+    import workers
+
+    return [os.path.dirname(os.path.abspath(package.__file__)) for package in (jobs, workers, verifiers)]
+
+
+def _job_cluster(job: Job) -> ClusterConfig:
+    """The cluster settings, the same for every point: a job has one runtime_env."""
+    first = job.configs[0].cluster
+    for config in job.configs[1:]:
+        if (config.cluster.pip, config.cluster.env_vars) != (first.pip, first.env_vars):
+            raise ConfigError("cluster.pip and cluster.env_vars cannot vary across sweep points: a job has one runtime_env")
+    return first
+
+
+def build_runtime_env(cluster: ClusterConfig, staging: Path) -> dict:
+    env = {
+        "working_dir": str(staging),
+        "py_modules": package_dirs(),
+        "excludes": ["__pycache__/"],  # this machine's bytecode; the cluster's Python compiles its own
+        "env_vars": {**JOB_ENV_DEFAULTS, **{str(k): str(v) for k, v in cluster.env_vars.items()}},
+    }
+    if cluster.pip:
+        env["pip"] = list(cluster.pip)
+    return env
+
+
+def prepare_submission(config_path: str, overrides: list[str], staging: Path) -> Submission:
+    """Check the arguments, stage the files the job reads in `staging`, and build the job's
+    command and runtime_env; the final arguments are checked again as the cluster will read them."""
+    job = load_job(config_path, overrides)
+    config_name = os.path.basename(config_path)
+    shutil.copyfile(config_path, staging / config_name)
+    fixes = path_overrides(job, staging)
+    fixed = {fix.split("=", 1)[0] for fix in fixes}
+    final = [o for o in overrides if o.split("=", 1)[0].strip() not in fixed] + fixes  # a fix replaces the user's value
+    job = load_job(str(staging / config_name), final)
+    return Submission(job.command, config_name, final, build_runtime_env(_job_cluster(job), staging), job)
+
+
+# The cluster side: every call below talks to the cluster's dashboard.
+
+
+@contextmanager
+def explicit_address(address: str | None):
+    """Let `address`, when given, win over RAY_API_SERVER_ADDRESS and RAY_ADDRESS, which Ray's
+    clients otherwise prefer to the address they are given."""
+    if address is None:
+        yield
+        return
+    saved = {name: os.environ.pop(name, None) for name in ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS")}
+    try:
+        yield
+    finally:
+        os.environ.update({name: value for name, value in saved.items() if value is not None})
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def connect(address: str | None):
+    """A JobSubmissionClient for `address` (None: RAY_ADDRESS, else a local Ray), or a TroopError."""
+    from ray.exceptions import AuthenticationError
+    from ray.job_submission import JobSubmissionClient
+
+    where = address or "RAY_ADDRESS or a local Ray"
+    try:
+        with explicit_address(address):
+            return JobSubmissionClient(address)
+    except AuthenticationError as err:
+        # Ray's clients send the cluster's token only when RAY_AUTH_MODE=token is set here too.
+        raise TroopError(
+            f"the Ray cluster at {where} wants its token ({_first_line(err)}): set RAY_AUTH_MODE=token "
+            "and the cluster's token in RAY_AUTH_TOKEN (or ~/.ray/auth_token)"
+        ) from None
+    except Exception as err:  # noqa: BLE001 - connection and address-format errors have one fix
+        raise TroopError(
+            f"no Ray job server at {where} ({_first_line(err)}): is the Ray head running with its dashboard "
+            "(ray start --head --dashboard-host 0.0.0.0)? give --address http://HEAD:8265"
+        ) from None
+
+
+def alive_nodes(address: str) -> int:
+    """How many nodes of the cluster are alive, from its dashboard's state API."""
+    from ray.util.state import list_nodes
+
+    try:
+        with explicit_address(address):
+            return len(list_nodes(address=address, filters=[("state", "=", "ALIVE")]))
+    except Exception as err:  # noqa: BLE001 - the state API's errors vary by version
+        raise TroopError(f"the cluster at {address} did not list its nodes ({_first_line(err)}): check the dashboard") from None
+
+
+def check_reach(submission: Submission, nodes: int) -> None:
+    job = submission.job
+    check_root_reachable(job.root, nodes, all(c.run.shared_filesystem for c in job.configs))
+
+
+def _job_info(client, job_id: str):
+    try:
+        return client.get_job_info(job_id)
+    except RuntimeError as err:  # the job server answers 404 for an unknown id
+        raise TroopError(f"no job {job_id} on {client.get_address()} ({_first_line(err)}): troop jobs lists them") from None
+
+
+def wait_for_end(client, job_id: str, timeout: float = 60.0) -> str:
+    """The job's status once it is terminal (the log stream can close just before it is)."""
+    deadline = time.monotonic() + timeout
+    status = str(_job_info(client, job_id).status.value)
+    while status not in TERMINAL and time.monotonic() < deadline:
+        time.sleep(0.5)
+        status = str(_job_info(client, job_id).status.value)
+    return status
+
+
+async def _print_log_stream(client, job_id: str) -> None:
+    async for chunk in client.tail_job_logs(job_id):
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+
+
+def follow(client, job_id: str) -> str:
+    """Print the job's log as it comes until the job ends; its final status. Ctrl-C stops
+    following, not the job: exit 130 after saying how to follow or stop it."""
+    _job_info(client, job_id)  # an unknown id fails here, in one line
+    try:
+        asyncio.run(_print_log_stream(client, job_id))
+    except KeyboardInterrupt:
+        print(
+            f"troop: stopped following job {job_id}, which keeps running on the cluster: "
+            f"troop logs {job_id} --follow to follow it again, troop stop {job_id} to stop it",
+            file=sys.stderr,
+        )
+        raise SystemExit(130) from None
+    except RuntimeError as err:  # the stream closed before the job ended (a restarted dashboard, a network cut)
+        raise TroopError(
+            f"the log of job {job_id} stopped coming ({_first_line(err)}); the job may still run: "
+            f"troop logs {job_id} --follow to follow it again"
+        ) from None
+    return wait_for_end(client, job_id)
+
+
+def check_succeeded(client, job_id: str, status: str) -> None:
+    """A job that did not succeed fails the command, naming its status and Ray's reason."""
+    if status == "SUCCEEDED":
+        return
+    info = _job_info(client, job_id)
+    reason = f" ({info.message.strip().splitlines()[0]})" if info.message and info.message.strip() else ""
+    raise TroopError(f"job {job_id} {status}{reason}: its whole log is in troop logs {job_id}")
+
+
+def _address_option(parser) -> None:
+    parser.add_argument(
+        "--address",
+        help="the cluster's dashboard, e.g. http://HEAD:8265 (default: RAY_ADDRESS, else a local Ray)",
+    )
+
+
+# The commands.
+
+
+def _console():
+    from jobs.cli import out  # jobs.cli imports this module to register the commands
+
+    return out
+
+
+def cmd_submit(args) -> None:
+    out = _console()
+    with tempfile.TemporaryDirectory(prefix="troop-submit-") as staging:
+        submission = prepare_submission(args.config, args.overrides, Path(staging))
+        client = connect(args.address)
+        check_reach(submission, alive_nodes(client.get_address()))
+        try:  # uploads the working_dir and py_modules before it returns
+            job_id = client.submit_job(
+                entrypoint=submission.entrypoint,
+                runtime_env=submission.runtime_env,
+                metadata={"troop": submission.command, "config": args.config},
+            )
+        except RuntimeError as err:
+            raise TroopError(f"{client.get_address()} refused the job ({_first_line(err)})") from None
+    out.print(f"submitted job {job_id} to {client.get_address()}: troop {submission.command} {args.config}")
+    if args.no_wait:
+        out.print(f"follow it with troop logs {job_id} --follow; stop it with troop stop {job_id}")
+        return
+    out.print("following its log (Ctrl-C stops following, not the job):")
+    _end_of(client, job_id)
+
+
+def _end_of(client, job_id: str) -> None:
+    """Follow a job to its end, print its status; a job that did not succeed fails the command."""
+    status = follow(client, job_id)
+    _console().print(f"job {job_id} {status}")
+    check_succeeded(client, job_id, status)
+
+
+def _started(details) -> str:
+    if not details.start_time:
+        return "-"
+    return datetime.fromtimestamp(details.start_time / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def cmd_jobs(args) -> None:
+    from rich.table import Table
+
+    client = connect(args.address)
+    # Drivers that were not submitted (a plain `troop run` on the cluster) have no submission id:
+    # logs and stop do not apply to them.
+    submitted = sorted((j for j in client.list_jobs() if j.submission_id), key=lambda j: j.start_time or 0)
+    if not submitted:
+        _console().print(f"no submitted jobs on {client.get_address()}")
+        return
+    table = Table(caption=f"jobs on {client.get_address()}, oldest first")
+    table.add_column("submission id", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("started", no_wrap=True)
+    table.add_column("entrypoint", overflow="fold")
+    for details in submitted:
+        table.add_row(details.submission_id, str(details.status.value), _started(details), details.entrypoint)
+    _console().print(table)
+
+
+def cmd_logs(args) -> None:
+    client = connect(args.address)
+    if args.follow:
+        _end_of(client, args.job_id)
+        return
+    _job_info(client, args.job_id)
+    sys.stdout.write(client.get_job_logs(args.job_id))
+    sys.stdout.flush()
+
+
+def cmd_stop(args) -> None:
+    client = connect(args.address)
+    status = str(_job_info(client, args.job_id).status.value)
+    if status in TERMINAL:
+        _console().print(f"job {args.job_id} had already ended: {status}")
+        return
+    client.stop_job(args.job_id)
+    status = wait_for_end(client, args.job_id)
+    if status in TERMINAL:
+        _console().print(f"job {args.job_id} {status}")
+    else:
+        _console().print(f"job {args.job_id} is still {status} after a minute; troop jobs shows when it ends")
+
+
+def add_submit_commands(commands) -> None:
+    """`submit`, `jobs`, `logs` and `stop` as subcommands of the `troop` parser."""
+    submit = commands.add_parser("submit", help="run a config (or a sweep) as a job on a Ray cluster")
+    _address_option(submit)
+    submit.add_argument("--no-wait", action="store_true", help="print the job id and return without following its log")
+    submit.add_argument("config", help="a YAML config, e.g. conf/demo.yaml")
+    submit.add_argument("overrides", nargs="*", help="key=value (key=a,b for a sweep), e.g. sampling.n=64")
+    submit.set_defaults(func=cmd_submit)
+    listing = commands.add_parser("jobs", help="the jobs submitted to a Ray cluster")
+    _address_option(listing)
+    listing.set_defaults(func=cmd_jobs)
+    logs = commands.add_parser("logs", help="a submitted job's log")
+    _address_option(logs)
+    logs.add_argument("job_id", metavar="JOB", help="the submission id troop submit printed")
+    logs.add_argument("-f", "--follow", action="store_true", help="follow the log until the job ends; exit nonzero unless it succeeded")
+    logs.set_defaults(func=cmd_logs)
+    stop = commands.add_parser("stop", help="stop a submitted job")
+    _address_option(stop)
+    stop.add_argument("job_id", metavar="JOB", help="the submission id troop submit printed")
+    stop.set_defaults(func=cmd_stop)
