@@ -1,6 +1,7 @@
 """Durable runs: `troop run` killed with SIGKILL while it generates, then run again with the
-same command, ends with the pool and verdicts of an uninterrupted run, row for row and text
-for text; on a local root and on S3 (a moto server on loopback).
+same config (through the command's own code, `jobs.cli.run_config`, on the session's engine),
+ends with the pool and verdicts of an uninterrupted run, row for row and text for text; on a
+local root and on S3 (a moto server on loopback).
 
 The killed driver runs in its own session. SIGKILL of its process group takes the driver and
 the local Ray it started (GCS, raylet, monitors, agents), but not the Ray worker processes:
@@ -14,6 +15,7 @@ read, and the killed engine's shared-memory segments (/dev/shm/psm_*: a run that
 shuts its engines down, which removes them)."""
 
 import json
+import logging
 import os
 import re
 import signal
@@ -25,7 +27,7 @@ import psutil
 import pyarrow as pa
 import pytest
 
-from jobs.cli import main
+from jobs.cli import main, run_config
 from jobs.config import merge_config
 from jobs.run import generate_and_verify
 from jobs.store import RunStore
@@ -127,22 +129,20 @@ def kill_after_first_unit(args, env, cwd, store: RunStore) -> set[str]:
     return at_kill
 
 
-def resume(args, env, cwd) -> str:
-    """The same command again, to its end; its output."""
-    log_path = os.path.join(cwd, "resumed.log")
-    driver = start_troop(args, env, cwd, log_path)
-    try:
-        assert driver.wait(timeout=600) == 0, open(log_path).read()[-3000:]
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-    wait_until_session_ends(driver.pid)  # a run that ends normally leaves nothing running either
-    return open(log_path).read()
+def resume(pool, config_file: str, root: str, storage: list[str], capsys, caplog) -> str:
+    """The same run again to its end, through `troop run`'s own code (jobs.cli.run_config) on the
+    session's engine (a second engine start would double the test's time); its log and output."""
+    capsys.readouterr()
+    with caplog.at_level(logging.INFO, logger="troop"):
+        run_config(merge_config(config_file, [f"run.root={root}", *storage]), pool)
+    return caplog.text + capsys.readouterr().out
 
 
-def killed_and_resumed(store: RunStore, config_file: str, env: dict, cwd) -> tuple[dict, dict, str]:
+def killed_and_resumed(store: RunStore, config_file: str, env: dict, cwd, pool, capsys, caplog,
+                       storage: list[str] = ()) -> tuple[dict, dict, str]:
     """Kill `troop run` after its first unit, resume it; what was there before the resume
-    (unit id -> last modified) and the resumed run's output."""
+    (unit id -> last modified) and the resumed run's output. `storage`: run.storage_options
+    overrides for the resume (the session's actors do not see this test's environment)."""
     env = {k: v for k, v in env.items() if k != "RAY_ADDRESS"}  # a local Ray of its own, as a user gets
     args = ["run", config_file, f"run.root={store.root}"]
     at_kill = kill_after_first_unit(args, env, cwd, store)
@@ -152,7 +152,7 @@ def killed_and_resumed(store: RunStore, config_file: str, env: dict, cwd) -> tup
     print(f"{store.root}: {len(at_kill)} units at the kill, {len(samples_before)} when the killed run's "
           f"last process had exited, {len(verdicts_before)} with verdicts")
     assert 1 <= len(samples_before) < UNITS, f"the kill came too late to test a resume: {len(samples_before)} units"
-    output = resume(args, env, cwd)
+    output = resume(pool, config_file, store.root, list(storage), capsys, caplog)
     done = len(samples_before)
     assert re.search(rf"run {re.escape(store.root)}: {UNITS} units, {done} already done", output), output[-3000:]
     assert f"generated {UNITS - done} of {UNITS} units ({done} already done)" in output
@@ -162,9 +162,9 @@ def killed_and_resumed(store: RunStore, config_file: str, env: dict, cwd) -> tup
     return samples_before, verdicts_before, output
 
 
-def test_killed_run_resumes_to_the_uninterrupted_pool(reference, config_file, tmp_path):
+def test_killed_run_resumes_to_the_uninterrupted_pool(reference, pool, config_file, tmp_path, capsys, caplog):
     store = RunStore(str(tmp_path / "run"))
-    killed_and_resumed(store, config_file, dict(os.environ), tmp_path)
+    killed_and_resumed(store, config_file, dict(os.environ), tmp_path, pool, capsys, caplog)
     assert_same_pool(store, reference)
     assert [p for p in store.fs.find(store.path()) if "/.tmp-" in p] == []
     assert json.loads(store.read_text(store.metrics_json)) == json.loads(reference.read_text(reference.metrics_json))
@@ -172,11 +172,15 @@ def test_killed_run_resumes_to_the_uninterrupted_pool(reference, config_file, tm
 
 
 def test_killed_run_on_s3_resumes_and_the_root_commands_work(
-    reference, config_file, tmp_path, s3_bucket, s3_endpoint, monkeypatch, capsys
+    reference, pool, config_file, tmp_path, s3_bucket, s3_endpoint, monkeypatch, capsys, caplog
 ):
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)  # here, and for the run and its actors
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)  # here, and for the killed run and its actors
     store = RunStore(f"s3://{s3_bucket}/run")
-    killed_and_resumed(store, config_file, dict(os.environ), tmp_path)  # cwd tmp_path: logs stay out of the repo
+    # The session's actors started before this test set the endpoint and credentials: the resume
+    # names them in run.storage_options, which travel with the store to every actor.
+    storage = [f"run.storage_options.endpoint_url={s3_endpoint}", f"run.storage_options.key={os.environ['AWS_ACCESS_KEY_ID']}",
+               f"run.storage_options.secret={os.environ['AWS_SECRET_ACCESS_KEY']}"]
+    killed_and_resumed(store, config_file, dict(os.environ), tmp_path, pool, capsys, caplog, storage)
     assert_same_pool(store, reference)
     assert [p for p in store.fs.find(store.path()) if "/.tmp-" in p] == []
 

@@ -2,8 +2,9 @@
 the samples of the same point run alone, a rerun skips finished points without starting an
 engine, a lost unit is regenerated on resume, and `troop report SWEEP_ROOT` compares the points.
 
-The sweep runs as a subprocess with its own local Ray, as a user runs it; the points run alone
-on the session's shared engine (the same engine settings), so the comparison costs no engine."""
+The sweep runs as a subprocess with its own local Ray, as a user runs it; the points run alone,
+and the rerun, use the session's shared engine (the same engine settings), so they cost no
+engine start."""
 
 import os
 import subprocess
@@ -101,7 +102,29 @@ def test_the_sweep_report_compares_the_points(swept, config_file, tmp_path):
     assert sorted(os.listdir(tmp_path / "again")) == sorted(os.listdir(sweep.store.path("report")))
 
 
-def test_a_rerun_skips_finished_points_and_regenerates_a_lost_unit(swept, config_file, tmp_path):
+class SessionPool:
+    """The session's engine handed to a sweep as if it had started it: shutdown leaves it up."""
+
+    def __init__(self, pool):
+        self.pool, self.started = pool, 0
+
+    def start(self, config):
+        self.started += 1
+        return self
+
+    def __getattr__(self, name):
+        return getattr(self.pool, name)
+
+    def shutdown(self):
+        pass
+
+
+def test_a_rerun_skips_finished_points_and_regenerates_a_lost_unit(swept, pool, monkeypatch):
+    """The rerun goes through `troop sweep`'s own code in this process, on the session's engine
+    (a second engine start would double the test's time); the sweep's pool count is its own."""
+    from jobs import sweep_run
+    from jobs.cli import run_config
+
     sweep, _ = swept
     lost = RunStore(sweep.points[3].config.run.root)
     unit = sorted(lost.unit_ids("samples"))[-1]
@@ -109,10 +132,12 @@ def test_a_rerun_skips_finished_points_and_regenerates_a_lost_unit(swept, config
     others = {p.name: os.path.getmtime(RunStore(p.config.run.root).metrics_json) for p in sweep.points[:3]}
     os.remove(lost.sample_unit(unit))
     os.remove(lost.verdict_unit(KEY, unit))
-    result = troop("sweep", config_file, *AXES, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "1 point(s) run, 3 already done, 0 failed; 1 engine start(s) in 1 pool(s)" in result.stdout
+    session = SessionPool(pool)
+    monkeypatch.setattr(sweep_run, "start_pool", session.start)
+    summary = sweep_run.run_sweep(load_sweep(sweep.config_path, AXES), run_config)
+    assert (summary.ran, summary.skipped, summary.failed) == ([NAMES[3]], NAMES[:3], {})
+    assert session.started == summary.pools_started == 1
     assert lost.read_table(lost.sample_unit(unit)).equals(before)
     assert {p.name: os.path.getmtime(RunStore(p.config.run.root).metrics_json) for p in sweep.points[:3]} == others
-    again = troop("sweep", config_file, *AXES, cwd=tmp_path)
-    assert "0 point(s) run, 4 already done" in again.stdout and ENGINE_LINE not in again.stderr
+    again = sweep_run.run_sweep(load_sweep(sweep.config_path, AXES), run_config)
+    assert (again.ran, again.skipped, again.pools_started, session.started) == ([], NAMES, 0, 1)
