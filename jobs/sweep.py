@@ -16,7 +16,6 @@ starts Ray or writes to a store except `write_sweep_yaml`.
 """
 
 import itertools
-import posixpath
 import re
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -107,7 +106,7 @@ def _yaml_axes(section, path: str) -> dict[str, list]:
     return axes
 
 
-def _axis_value(key: str, raw) -> Any:
+def _axis_value(raw) -> Any:
     """A command-line value parsed as OmegaConf parses `key=value` (YAML values are already typed)."""
     if not isinstance(raw, str):
         return raw
@@ -158,29 +157,33 @@ def point_names(axes: dict[str, list], combos: list[tuple]) -> list[str]:
 
 
 def point_root(sweep_root: str, name: str) -> str:
-    return posixpath.join(sweep_root.rstrip("/"), name) if "://" in sweep_root else f"{sweep_root.rstrip('/')}/{name}"
+    """A point's run root: its folder under the sweep's root (a path or any URL)."""
+    return f"{sweep_root.rstrip('/')}/{name}"
+
+
+def _file_layers(config_path: Optional[str]) -> tuple[list, dict[str, list]]:
+    """The config file as a merge layer without its `sweep:` section, and that section's axes."""
+    if config_path is None:
+        return [], {}
+    loaded = read_config_file(config_path)
+    if SWEEP_SECTION not in loaded:
+        return [(config_path, loaded)], {}
+    axes = _yaml_axes(loaded[SWEEP_SECTION], config_path)
+    return [(config_path, OmegaConf.masked_copy(loaded, [k for k in loaded if k != SWEEP_SECTION]))], axes
 
 
 def load_sweep(config_path: Optional[str], overrides: list[str]) -> Sweep:
     """The sweep these arguments describe, every point's config merged and checked."""
     cli_axes, plain = split_overrides(overrides)
-    layers = []
-    axes: dict[str, list] = {}
-    if config_path is not None:
-        loaded = read_config_file(config_path)
-        if SWEEP_SECTION in loaded:
-            axes = _yaml_axes(loaded[SWEEP_SECTION], config_path)
-            loaded = OmegaConf.masked_copy(loaded, [k for k in loaded if k != SWEEP_SECTION])
-        layers.append((config_path, loaded))
-    axes.update(cli_axes)
-    axes = {key: [_axis_value(key, v) for v in values] for key, values in axes.items()}
+    layers, axes = _file_layers(config_path)
+    axes = {key: [_axis_value(v) for v in values] for key, values in {**axes, **cli_axes}.items()}
     if not axes:
         raise ConfigError("a sweep needs at least one axis: key=a,b on the command line or a sweep: section in the config")
+    if "run.root" in axes:
+        raise ConfigError("run.root cannot be a sweep axis: the points' folders are named after the other axes")
     layers += config_layers(plain)
     base = merge_layers(layers)
     combos = list(itertools.product(*axes.values()))
-    if "run.root" in axes:
-        raise ConfigError("run.root cannot be a sweep axis: the points' folders are named after the other axes")
     points = []
     for name, combo in zip(point_names(axes, combos), combos):
         values = dict(zip(axes, combo))
