@@ -156,8 +156,10 @@ class GenerationPool(ActorPool):
     def _new_group(self):
         import ray
 
-        return ray.util.placement_group(self.actor_placement.bundles, strategy=self.actor_placement.strategy,
-                                        bundle_label_selector=self.actor_placement.bundle_label_selector)
+        placed = self.actor_placement
+        # Label selectors only where the config sets some: Rays before label scheduling lack the argument.
+        labels = {"bundle_label_selector": placed.bundle_label_selector} if placed.bundle_label_selector else {}
+        return ray.util.placement_group(placed.bundles, strategy=placed.strategy, **labels)
 
     def _spawn(self, group):
         """A new actor; in bundle 0 of `group` if there is one. Child tasks and actors it starts
