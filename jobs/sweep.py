@@ -175,8 +175,9 @@ def _file_layers(config_path: Optional[str]) -> tuple[list, dict[str, list]]:
 def load_sweep(config_path: Optional[str], overrides: list[str]) -> Sweep:
     """The sweep these arguments describe, every point's config merged and checked."""
     cli_axes, plain = split_overrides(overrides)
-    layers, axes = _file_layers(config_path)
-    axes = {key: [_axis_value(v) for v in values] for key, values in {**axes, **cli_axes}.items()}
+    layers, file_axes = _file_layers(config_path)
+    written = {**file_axes, **cli_axes}  # names show values as the user wrote them ("0.60", not 0.6)
+    axes = {key: [_axis_value(v) for v in values] for key, values in written.items()}
     if not axes:
         raise ConfigError("a sweep needs at least one axis: key=a,b on the command line or a sweep: section in the config")
     if "run.root" in axes:
@@ -185,7 +186,8 @@ def load_sweep(config_path: Optional[str], overrides: list[str]) -> Sweep:
     base = merge_layers(layers)
     combos = list(itertools.product(*axes.values()))
     points = []
-    for name, combo in zip(point_names(axes, combos), combos):
+    names = point_names(written, list(itertools.product(*written.values())))
+    for name, combo in zip(names, combos):
         values = dict(zip(axes, combo))
         point_layers = [(f"sweep axis '{k}={v}'", _layer(k, v)) for k, v in values.items()]
         root_layer = ("the sweep point's folder", OmegaConf.create({"run": {"root": point_root(base.run.root, name)}}))

@@ -71,6 +71,13 @@ def test_the_yaml_sweep_section_keeps_types_and_the_command_line_replaces_an_axi
     assert [p.name for p in sweep.points][:2] == ["temperature=0.9,stop=[a,b]", "temperature=0.9,stop=[c]"]
 
 
+def test_names_show_values_as_written(base):
+    sweep = load_sweep(base, ["sampling.temperature=0.60,1", "sampling.top_p=0.9,1.0"])
+    assert [p.name for p in sweep.points] == ["temperature=0.60,top_p=0.9", "temperature=0.60,top_p=1.0",
+                                              "temperature=1,top_p=0.9", "temperature=1,top_p=1.0"]
+    assert [p.config.sampling.temperature for p in sweep.points] == [0.6, 0.6, 1.0, 1.0]
+
+
 def test_is_sweep(base):
     assert not is_sweep(base, ["sampling.stop=[a,b]"])
     assert is_sweep(base, ["sampling.n=1,2"])
