@@ -134,18 +134,19 @@ def _report(roots: list[RunStore], out_store: RunStore) -> None:
     out.print(f"report: {out_store.url(write_report(roots, out_store))}")
 
 
-def run_config(config: JobConfig, pool=None) -> None:
-    """`troop run` of one config: generate and verify (on `pool` if given), metrics, report;
-    a TroopError at the end names the units that failed every attempt."""
+def run_config(config: JobConfig, pool=None, plan=None) -> None:
+    """`troop run` of one config: generate and verify (on `pool` if given; `plan` if the caller
+    planned the run already), metrics, report; a TroopError at the end names the units that
+    failed every attempt."""
     from jobs.generate import generate
     from jobs.run import generate_and_verify
 
     if config.verify.verifier is None:
-        summary = generate(config, pool)
+        summary = generate(config, pool, plan=plan)
         print_generate(summary)
         check_failed_units(summary, _print_root(config).root)
         return
-    generated, verified = generate_and_verify(config, pool)
+    generated, verified = generate_and_verify(config, pool, plan)
     print_generate(generated)
     print_verify(verified)
     store = _print_root(config)

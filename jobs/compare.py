@@ -60,11 +60,15 @@ def comparison_html(k: int | None, rows: list[PointRow], missing: list[str]) -> 
 
 def sweep_points(sweep_store: RunStore) -> tuple[list[str], list[RunStore], list[str]]:
     """(names, stores) of the listed points that have metrics.json, and the names of those that do not."""
-    names = [p["name"] for p in read_sweep_points(sweep_store)]
-    stores = [RunStore(point_root(sweep_store.root, name), dict(sweep_store.storage_options)) for name in names]
-    measured = [(n, s) for n, s in zip(names, stores) if s.exists(s.metrics_json)]
-    missing = [n for n, s in zip(names, stores) if not s.exists(s.metrics_json)]
-    return [n for n, _ in measured], [s for _, s in measured], missing
+    names, stores, missing = [], [], []
+    for point in read_sweep_points(sweep_store):
+        store = RunStore(point_root(sweep_store.root, point["name"]), dict(sweep_store.storage_options))
+        if store.exists(store.metrics_json):  # one request per point (each is a round trip on S3)
+            names.append(point["name"])
+            stores.append(store)
+        else:
+            missing.append(point["name"])
+    return names, stores, missing
 
 
 def write_sweep_report(sweep_store: RunStore, out: RunStore) -> tuple[str, int | None, list[PointRow], list[str]]:

@@ -102,14 +102,16 @@ def plan_run(config: JobConfig, required_columns: dict[str, str] | None = None) 
 
 
 def generate(
-    config: JobConfig, pool: GenerationPool | None = None, required_columns: dict[str, str] | None = None
+    config: JobConfig, pool: GenerationPool | None = None, required_columns: dict[str, str] | None = None,
+    plan: RunPlan | None = None,
 ) -> GenerateSummary:
-    """Generate every missing unit of the run; `pool` lets several runs share engines.
+    """Generate every missing unit of the run; `pool` lets several runs share engines; `plan`:
+    the run as the caller already planned it.
 
     Input errors (config, problems, model path, store) surface before anything is written, and
     the engines start before job.yaml, so a model that fails to load leaves no run behind.
     """
-    plan = plan_run(config, required_columns)
+    plan = plan or plan_run(config, required_columns)
     if pool is None and plan.todo:
         init_ray(config.cluster.address, config.run.root, config.run.shared_filesystem)
         with start_pool(config) as own:

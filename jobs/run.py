@@ -10,7 +10,7 @@ import threading
 import time
 
 from jobs.config import JobConfig
-from jobs.generate import GenerateSummary, execute, plan_run, start_pool
+from jobs.generate import GenerateSummary, RunPlan, execute, plan_run, start_pool
 from jobs.pool import GenerationPool, init_ray
 from jobs.verify import VerifySummary, VerifyTask, prepare_verification, resolve_verifier, unverified_units
 from jobs.verify_pool import VerifyPool, start_verify_pool
@@ -43,15 +43,23 @@ class VerifyFeed:
             raise self.error
 
 
-def generate_and_verify(config: JobConfig, pool: GenerationPool | None = None) -> tuple[GenerateSummary, VerifySummary]:
+def verifier_columns(config: JobConfig) -> dict[str, str]:
+    """Problem columns the configured verifier reads -> the setting that needs them."""
+    if config.verify.verifier is None:
+        return {}
+    verifier = resolve_verifier(config.verify.verifier)
+    return {column: f"verify.verifier={verifier.name}" for column in verifier.payload_columns}
+
+
+def generate_and_verify(config: JobConfig, pool: GenerationPool | None = None,
+                        plan: RunPlan | None = None) -> tuple[GenerateSummary, VerifySummary]:
     """Generates the run's missing units and verifies every unverified one as it lands.
 
     `pool` lets several runs share engines (tests, sweeps); without it the engines start here
     and stop as soon as the last unit is generated, freeing the GPUs while verification ends.
+    `plan`: the run already planned by the caller (a sweep plans every point up front).
     """
-    verifier = resolve_verifier(config.verify.verifier)
-    required = {c: f"verify.verifier={verifier.name}" for c in verifier.payload_columns}
-    plan = plan_run(config, required)  # every input check before an engine starts
+    plan = plan or plan_run(config, verifier_columns(config))  # every input check before an engine starts
     store = plan.store
     job = prepare_verification(config.verify, plan.problems, f"problems.source={config.problems.source}")
     key = job.summary.verifier_key

@@ -201,25 +201,15 @@ def _layer(key: str, value):
     return layer
 
 
-def sweep_yaml(sweep: Sweep) -> str:
-    return OmegaConf.to_yaml(OmegaConf.create({
-        "config": sweep.config_path,
-        "overrides": list(sweep.overrides),
-        "axes": sweep.axes,
-        "points": [{"name": p.name, "values": p.values} for p in sweep.points],
-    }))
-
-
 def write_sweep_yaml(sweep: Sweep) -> None:
     """`<sweep root>/sweep.yaml`: the points of this sweep after those an earlier sweep command
     listed there (a sweep extended by a new value keeps its old points in the comparison)."""
     store = sweep.store
     earlier = read_sweep_points(store) if store.exists(store.path(SWEEP_YAML)) else []
     names = {p.name for p in sweep.points}
-    kept = [p for p in earlier if p["name"] not in names]
-    listing = OmegaConf.create(sweep_yaml(sweep))
-    listing.points = kept + list(listing.points)
-    store.write_text(store.path(SWEEP_YAML), OmegaConf.to_yaml(listing))
+    points = [p for p in earlier if p["name"] not in names] + [{"name": p.name, "values": p.values} for p in sweep.points]
+    listing = {"config": sweep.config_path, "overrides": list(sweep.overrides), "axes": sweep.axes, "points": points}
+    store.write_text(store.path(SWEEP_YAML), OmegaConf.to_yaml(OmegaConf.create(listing)))
 
 
 def read_sweep_points(store: RunStore) -> list[dict]:

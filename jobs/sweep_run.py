@@ -22,8 +22,9 @@ from jobs.config import JobConfig
 from jobs.errors import TroopError
 from jobs.generate import RunPlan, engine_spec, plan_run, start_pool
 from jobs.pool import init_ray
+from jobs.run import verifier_columns
 from jobs.sweep import Point, Sweep, write_sweep_yaml
-from jobs.verify import resolve_verifier, unverified_units, verifier_key, verify_settings
+from jobs.verify import unverified_units, verifier_key, verify_settings
 
 log = logging.getLogger("troop")
 
@@ -51,13 +52,6 @@ def group_points(points: list[Point]) -> list[list[Point]]:
     return list(groups.values())
 
 
-def _required_columns(config: JobConfig) -> dict[str, str]:
-    if config.verify.verifier is None:
-        return {}
-    verifier = resolve_verifier(config.verify.verifier)
-    return {column: f"verify.verifier={verifier.name}" for column in verifier.payload_columns}
-
-
 def point_finished(plan: RunPlan) -> bool:
     """Every unit generated, verified by this verifier's key, and measured."""
     store, config = plan.store, plan.config
@@ -74,18 +68,17 @@ def plan_points(sweep: Sweep) -> dict[str, RunPlan]:
     plans = {}
     for point in sweep.points:
         try:
-            plans[point.name] = plan_run(point.config, _required_columns(point.config))
+            plans[point.name] = plan_run(point.config, verifier_columns(point.config))
         except TroopError as err:
             raise type(err)(f"sweep point {point.name}: {err}") from None
     return plans
 
 
-def run_sweep(sweep: Sweep, run_point: Callable[[JobConfig, object], None]) -> SweepSummary:
-    """Runs every unfinished point; `run_point(config, pool)` is `troop run` on a given pool
-    (pool None: the point has nothing left to generate). A point whose `run_point` raises a
+def run_sweep(sweep: Sweep, run_point: Callable[[JobConfig, object, RunPlan], None]) -> SweepSummary:
+    """Runs every unfinished point; `run_point(config, pool, plan)` is `troop run` on a given
+    pool with the point's plan (pool None: the point has nothing left to generate). A point whose `run_point` raises a
     TroopError (a unit that failed every attempt, say) is reported and the sweep goes on."""
-    plans = plan_points(sweep)
-    sweep.store.check_writable()
+    plans = plan_points(sweep)  # each point's store checked writable: the sweep root's too
     write_sweep_yaml(sweep)
     summary = SweepSummary()
     for group in group_points(sweep.points):
@@ -107,7 +100,7 @@ def _run_group(points: list[Point], plans: dict[str, RunPlan], run_point, summar
                 summary.engines_started += pool.num_workers
             log.info("sweep point %s", point.name)
             try:
-                run_point(point.config, pool)
+                run_point(point.config, pool, plans[point.name])
             except TroopError as err:
                 log.error("sweep point %s: %s", point.name, err)
                 summary.failed[point.name] = str(err)

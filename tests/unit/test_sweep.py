@@ -146,7 +146,7 @@ def test_points_sharing_an_engine_share_one_pool(base, tmp_path, tiny_model, fak
     shutil.copytree(tiny_model, other)
     sweep = load_sweep(base, [f"model.path={tiny_model},{other}", "sampling.temperature=0.6,1.0"])
     calls = []
-    summary = sweep_run.run_sweep(sweep, lambda config, pool: calls.append((config.run.root, pool)))
+    summary = sweep_run.run_sweep(sweep, lambda config, pool, plan: calls.append((config.run.root, pool)))
     assert len(fake_pools) == 2 and all(p.closed for p in fake_pools)
     assert (summary.pools_started, summary.engines_started) == (2, 2)
     by_pool = [[root.rsplit("/", 1)[-1] for root, pool in calls if pool is p] for p in fake_pools]
@@ -159,7 +159,7 @@ def test_points_sharing_an_engine_share_one_pool(base, tmp_path, tiny_model, fak
 def test_a_failing_point_does_not_stop_the_sweep(base, fake_pools):
     sweep = load_sweep(base, ["sampling.temperature=0.6,0.8,1.0"])
 
-    def run_point(config, pool):
+    def run_point(config, pool, plan):
         if config.sampling.temperature == 0.8:
             raise TroopError("unit 0000 failed every attempt")
 
@@ -172,7 +172,7 @@ def test_a_failing_point_does_not_stop_the_sweep(base, fake_pools):
 def test_a_bad_point_fails_before_any_pool_starts(base, tmp_path, fake_pools):
     sweep = load_sweep(base, [f"model.path={tmp_path / 'missing'},{tmp_path / 'missing2'}"])
     with pytest.raises(TroopError, match=r"sweep point path=missing: model.path=.* does not exist"):
-        sweep_run.run_sweep(sweep, lambda config, pool: None)
+        sweep_run.run_sweep(sweep, lambda config, pool, plan: None)
     assert fake_pools == [] and not (tmp_path / "sweep").exists()
 
 
