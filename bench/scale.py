@@ -21,7 +21,7 @@ Each size gets its own run root (a temporary folder, deleted afterwards unless -
 flags), built first and timed apart, seeded and vectorized (no Python loop over samples):
 `problems.parquet` (problem_id, prompt, answer: an integer as a string) and
 `samples/unit-<id>.parquet` with the samples schema, cut as `troop generate` cuts them
-(`jobs.plan.plan_units` with the default plan.samples_per_unit: 20 problems x 100 samples a
+(`jobs.problems.units.plan_units` with the default plan.samples_per_unit: 20 problems x 100 samples a
 unit). A completion ends "#### <number>": right with a per-problem probability ~ Beta(0.6, 0.8),
 else the answer plus a Zipf(1.6) offset capped at 50 (a small head of common wrong answers);
 3% hold no number at all (finish_reason "length"). Every completion is distinct (it starts
@@ -32,7 +32,7 @@ per-token cost, 0.05 more when wrong.
 Each measurement runs in a fresh child process (this script, `--child NAME`); its peak RSS is
 VmHWM, reset just before the timed work by writing 5 to /proc/self/clear_refs (not
 `ru_maxrss`, which a spawned child inherits from its parent's peak: see `peak_mib`):
-- verify: `jobs.verify.verify_run` as `troop verify ROOT verify.verifier=numeric` calls it on
+- verify: `jobs.usecases.verify.verify_run` as `troop verify ROOT verify.verifier=numeric` calls it on
   a root without job.yaml, in a child that first starts its own local Ray with `--cpus` CPUs
   (as many verification actors). Wall time of the call (reading the problems, the gold
   self-check, starting the actors, every unit), samples/s, the driver's peak RSS, and the
@@ -40,12 +40,12 @@ VmHWM, reset just before the timed work by writing 5 to /proc/self/clear_refs (n
   over its whole life, so with its imports, and never below the peak of the raylet that
   started it). Ray's own daemons (GCS, raylet) are not counted.
   The pass and no-answer counts must equal those the build planted, else the script fails.
-- metrics: `jobs.measure.measure_run` with the default `MetricsConfig` + `write_metrics`, on
+- metrics: `jobs.metrics.measure.measure_run` with the default `MetricsConfig` + `write_metrics`, on
   the verifier key the verify step reported; the numba kernels are compiled (or loaded from
   numba's cache) on a tiny root first, outside the timed call.
 - parts: the per-problem parts as the size of their data (Arrow tables by nbytes, Python
-  objects by tracemalloc): the verify driver's `jobs.verify.prepare_verification` on the
-  problems table, a worker's `jobs.verify.read_payloads` at its peak and the dict it keeps.
+  objects by tracemalloc): the verify driver's `jobs.usecases.verify.prepare_verification` on the
+  problems table, a worker's `jobs.usecases.verify.read_payloads` at its peak and the dict it keeps.
 """
 
 import argparse
@@ -144,8 +144,8 @@ def build_root(root: str, problems: int, samples: int, seed: int) -> dict:
     import pyarrow as pa
 
     from jobs.config import PlanConfig
-    from jobs.plan import plan_units
-    from jobs.store import RunStore
+    from jobs.problems.units import plan_units
+    from jobs.store.root import RunStore
     from workers.samples import SAMPLES_SCHEMA
 
     store = RunStore(root)
@@ -167,7 +167,7 @@ def build_root(root: str, problems: int, samples: int, seed: int) -> dict:
 def prepare_root(root: str, problems: int, samples: int, seed: int) -> tuple[dict, float]:
     """(spec, build seconds): builds the root, or reuses one built with the same flags (its
     verdicts and metrics removed, so that verify has every unit to do again; 0 seconds)."""
-    from jobs.store import RunStore
+    from jobs.store.root import RunStore
 
     marker = os.path.join(root, SPEC_FILE)
     if os.path.exists(marker):
@@ -192,8 +192,8 @@ def prepare_root(root: str, problems: int, samples: int, seed: int) -> tuple[dic
 def warm_root(root: str, samples: int, seed: int) -> str:
     """A tiny verified root for the metrics child to compile its numba kernels on; verified
     in this process by the plain worker class (no Ray). Its verifier key."""
-    from jobs.store import RunStore
-    from jobs.verify import VerifyTask, VerifyWorker
+    from jobs.store.root import RunStore
+    from jobs.usecases.verify import VerifyTask, VerifyWorker
     from verifiers.registry import VerifySettings, get_verifier
 
     build_root(root, 40, samples, seed)
@@ -211,8 +211,8 @@ def child_verify(args) -> dict:
     import ray
 
     from jobs.config import merge_root_config
-    from jobs.store import RunStore
-    from jobs.verify import verify_run
+    from jobs.store.root import RunStore
+    from jobs.usecases.verify import verify_run
 
     # What `troop verify ROOT verify.verifier=numeric` does on a root without job.yaml.
     config = merge_root_config(args.at, None, [f"verify.verifier={VERIFIER}"])
@@ -233,10 +233,10 @@ def child_verify(args) -> dict:
 
 
 def child_metrics(args) -> dict:
-    from jobs import selection  # noqa: F401  numba's import is not the work
+    from jobs.metrics import kernels  # noqa: F401  numba's import is not the work
     from jobs.config import MetricsConfig
-    from jobs.measure import measure_run, write_metrics
-    from jobs.store import RunStore
+    from jobs.metrics.measure import measure_run, write_metrics
+    from jobs.store.root import RunStore
 
     settings = MetricsConfig()
     began = time.perf_counter()
@@ -263,8 +263,8 @@ def child_parts(args) -> dict:
     import tracemalloc
 
     from jobs.config import VerifyConfig
-    from jobs.store import RunStore
-    from jobs.verify import prepare_verification, read_payloads
+    from jobs.store.root import RunStore
+    from jobs.usecases.verify import prepare_verification, read_payloads
     from verifiers import get_verifier
 
     store = RunStore(args.at)
@@ -381,7 +381,7 @@ def print_table(results: list[dict]) -> None:
 
 def print_parts(results: list[dict]) -> None:
     """The parts that grow with the number of problems by design, each measured on its own."""
-    from jobs.verified import BATCH_ROWS
+    from jobs.store.verified import BATCH_ROWS
 
     print(f"\nper-problem parts, MiB: {'problems':>9} {'samples':>7} {'table':>7} {'driver prep':>12} "
           f"{'worker payloads':>16} {'payload dict':>13} {'metrics tables':>15} {'metrics batch rows':>19}")
@@ -393,7 +393,7 @@ def print_parts(results: list[dict]) -> None:
     print("(Arrow tables by size, Python objects by tracemalloc: the data alone, RSS costs somewhat more. table: "
           "problems.parquet; driver prep: the table + prepare_verification's peak; worker payloads: the table + "
           "read_payloads' peak; payload dict: what a worker keeps; metrics tables: metrics/problems + curves.parquet; "
-          f"metrics batch rows: the verdict rows a batch holds, whole problems up to jobs.verified.BATCH_ROWS = {BATCH_ROWS:,})")
+          f"metrics batch rows: the verdict rows a batch holds, whole problems up to jobs.store.verified.BATCH_ROWS = {BATCH_ROWS:,})")
 
 
 def print_pair(a: dict, b: dict, what: str) -> None:

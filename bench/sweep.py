@@ -33,7 +33,7 @@ def troop(args: list[str]) -> float:
 
 
 def samples(root: str):
-    from jobs.store import RunStore
+    from jobs.store.root import RunStore
     import pyarrow as pa
 
     store = RunStore(root)

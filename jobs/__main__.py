@@ -1,6 +1,6 @@
 import sys
 
-from jobs.cli import main
+from jobs.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,7 +15,7 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
 from jobs.errors import ConfigError
-from jobs.placement import label_selector_error, resources_error
+from jobs.cluster.placement import label_selector_error, resources_error
 from verifiers.registry import VerifySettings
 
 
@@ -61,7 +61,7 @@ class SamplingConfig:
 
 @dataclass
 class ProblemsConfig:
-    source: str = "jsonl"  # a name in jobs.sources.SOURCES
+    source: str = "jsonl"  # a name in jobs.problems.SOURCES
     path: Optional[str] = None  # for file sources: a local path or fsspec URL
     limit: Optional[int] = None  # keep the first N problems
     # Contract name -> column in the file, e.g. {problem_id: task_id, prompt: question}.

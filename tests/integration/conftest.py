@@ -4,7 +4,7 @@
 import pytest
 
 from jobs.config import JobConfig, merge_config
-from jobs.pool import GenerationPool
+from jobs.cluster.executor import GenerationPool
 from workers.engine import EngineSpec
 
 # vLLM's own test runner uses a small max_model_len and enforce_eager=True.

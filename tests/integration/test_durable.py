@@ -1,5 +1,5 @@
 """Durable runs: `troop run` killed with SIGKILL while it generates, then run again with the
-same config (through the command's own code, `jobs.cli.run_config`, on the session's engine),
+same config (through the command's own code, `jobs.cli.main.run_config`, on the session's engine),
 ends with the pool and verdicts of an uninterrupted run, row for row and text for text; on a
 local root and on S3 (a moto server on loopback).
 
@@ -8,7 +8,7 @@ the local Ray it started (GCS, raylet, monitors, agents), but not the Ray worker
 each sets its own process group, and the generation actor's vLLM EngineCore and Worker and
 its multiprocessing resource tracker live in that group. They notice the raylet is gone and
 exit by themselves within seconds; until then the generation actor still runs the units
-already in its mailbox (jobs.pool.UNITS_IN_FLIGHT) and writes them, whole. So the test waits
+already in its mailbox (jobs.cluster.executor.UNITS_IN_FLIGHT) and writes them, whole. So the test waits
 for every process of the killed session to exit before it resumes, and fails naming any that
 remain. Left behind: the session's folder under /tmp/ray (logs), which the next run does not
 read, and the killed engine's shared-memory segments (/dev/shm/psm_*: a run that ends normally
@@ -27,10 +27,10 @@ import psutil
 import pyarrow as pa
 import pytest
 
-from jobs.cli import main, run_config
+from jobs.cli.main import main, run_config
 from jobs.config import merge_config
-from jobs.run import generate_and_verify
-from jobs.store import RunStore
+from jobs.usecases.run import generate_and_verify
+from jobs.store.root import RunStore
 from verifiers import get_verifier
 
 KEY = get_verifier("numeric").key()
@@ -130,7 +130,7 @@ def kill_after_first_unit(args, env, cwd, store: RunStore) -> set[str]:
 
 
 def resume(pool, config_file: str, root: str, storage: list[str], capsys, caplog) -> str:
-    """The same run again to its end, through `troop run`'s own code (jobs.cli.run_config) on the
+    """The same run again to its end, through `troop run`'s own code (jobs.cli.main.run_config) on the
     session's engine (a second engine start would double the test's time); its log and output."""
     capsys.readouterr()
     with caplog.at_level(logging.INFO, logger="troop"):

@@ -11,12 +11,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from jobs.actor import GenerationWorker, UnitStats, UnitTask
-from jobs.failures import read_failures
-from jobs.generate import generate
-from jobs.plan import WorkUnit
-from jobs.pool import GenerationPool
-from jobs.store import RunStore
+from jobs.stages.generation import GenerationWorker, UnitStats, UnitTask
+from jobs.store.failures import read_failures
+from jobs.usecases.generate import generate
+from jobs.problems.units import WorkUnit
+from jobs.cluster.executor import GenerationPool
+from jobs.store.root import RunStore
 from workers.engine import EngineSpec
 from workers.sampling import SamplingSpec
 
@@ -140,8 +140,8 @@ def test_prompts_the_engine_refuses_are_recorded_and_the_rest_sampled(pool, make
 
 
 def test_a_dead_verification_worker_is_replaced_and_its_unit_redone(ray_session, tmp_path):
-    from jobs.verify import VerifyStats, VerifyTask, VerifyWorker
-    from jobs.verify_pool import VerifyPool
+    from jobs.usecases.verify import VerifyStats, VerifyTask, VerifyWorker
+    from jobs.cluster.verify_pool import VerifyPool
 
     worker = scripted(VerifyWorker, str(tmp_path), lambda unit: VerifyStats(unit, 1, 1, {"pass": 1}, 1))
     (tmp_path / "die-once-u1").touch()

@@ -7,9 +7,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from jobs.generate import generate
-from jobs.plan import sample_seed
-from jobs.store import RunStore
+from jobs.usecases.generate import generate
+from jobs.problems.units import sample_seed
+from jobs.store.root import RunStore
 from workers.samples import SAMPLES_SCHEMA
 
 

@@ -14,8 +14,8 @@ SCRIPT = r'''
 import json, os, ray
 ray.init(num_cpus=4, num_gpus=4, resources={"island": 2}, labels={"zone": "a"}, include_dashboard=False,
          log_to_driver=False)
-from jobs.placement import PlacementSettings
-from jobs.pool import GenerationPool
+from jobs.cluster.placement import PlacementSettings
+from jobs.cluster.executor import GenerationPool
 from jobs.errors import TroopError
 from workers.engine import EngineSpec, engine_args
 

@@ -37,7 +37,7 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 
-from jobs.sources.arithmetic import arithmetic_rows
+from jobs.problems.arithmetic import arithmetic_rows
 from verifiers import get_verifier
 
 BIN = os.path.dirname(sys.executable)

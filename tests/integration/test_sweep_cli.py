@@ -14,9 +14,9 @@ import pyarrow as pa
 import pytest
 
 from jobs.config import merge_config
-from jobs.generate import generate
-from jobs.store import RunStore
-from jobs.sweep import load_sweep, read_sweep_points
+from jobs.usecases.generate import generate
+from jobs.store.root import RunStore
+from jobs.usecases.sweep import load_sweep, read_sweep_points
 from verifiers import get_verifier
 
 KEY = get_verifier("numeric").key()
@@ -122,8 +122,8 @@ class SessionPool:
 def test_a_rerun_skips_finished_points_and_regenerates_a_lost_unit(swept, pool, monkeypatch):
     """The rerun goes through `troop sweep`'s own code in this process, on the session's engine
     (a second engine start would double the test's time); the sweep's pool count is its own."""
-    from jobs import sweep_run
-    from jobs.cli import run_config
+    from jobs.usecases import sweep_run
+    from jobs.cli.main import run_config
 
     sweep, _ = swept
     lost = RunStore(sweep.points[3].config.run.root)

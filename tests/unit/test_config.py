@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from jobs.config import JobConfig, RootConfig, merge_config, merge_root_config, to_yaml
 from jobs.errors import ConfigError
-from jobs.sources import SOURCES, load_problems
+from jobs.problems import SOURCES, load_problems
 from verifiers import VERIFIERS
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -261,7 +261,7 @@ def test_shipped_config_is_valid(path, tmp_path):
     if OmegaConf.select(raw, "model.path", default="???") == "???":
         overrides.append("model.path=org/model")
     if "sweep" in raw:  # a sweep's every point is a valid run
-        from jobs.sweep import load_sweep
+        from jobs.usecases.sweep import load_sweep
 
         points = load_sweep(path, overrides).points
         assert len(points) > 1

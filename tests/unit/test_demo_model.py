@@ -24,7 +24,7 @@ def test_training_never_sees_a_held_out_question():
     assert len(held_out) == 100
     assert len(trained) == 20_000 - 100
     prompts = {prompt for prompt, _ in trained}
-    from jobs.sources.arithmetic import format_prompt
+    from jobs.problems.arithmetic import format_prompt
 
     assert not prompts & {format_prompt(a, op, b) for a, op, b in held_out}
 

@@ -3,11 +3,11 @@ failures files, and the command's exit when a unit failed every attempt."""
 
 import pytest
 
-from jobs.cli import check_failed_units
+from jobs.cli.main import check_failed_units
 from jobs.errors import TroopError
-from jobs.failures import read_failures, record_failures
-from jobs.generate import GenerateSummary
-from jobs.store import RunStore
+from jobs.store.failures import read_failures, record_failures
+from jobs.usecases.generate import GenerateSummary
+from jobs.store.root import RunStore
 from workers.engine import Engine, EngineSpec, Rejected
 from workers.sampling import SamplingSpec
 

@@ -9,12 +9,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from jobs.cli import main
+from jobs.cli.main import main
 from jobs.config import MetricsConfig
 from jobs.errors import ConfigError, StoreError
-from jobs.measure import measure_run, model_parameters, write_metrics
-from jobs.store import RunStore
-from jobs.verify import stored_verifier_key
+from jobs.metrics.measure import measure_run, model_parameters, write_metrics
+from jobs.store.root import RunStore
+from jobs.usecases.verify import stored_verifier_key
 from jobs.config import VerifyConfig
 from verifiers import VERDICTS_SCHEMA, get_verifier
 from workers.samples import SAMPLES_SCHEMA
@@ -32,7 +32,7 @@ POOL = {
 def write_pool(store: RunStore, pool=POOL, key=KEY, extra=None, troop_units=False) -> None:
     """Two units (the halves of each problem's samples), or with `troop_units` two per problem
     named as troop names them (problem range, sample range)."""
-    from jobs.plan import unit_id
+    from jobs.problems.units import unit_id
 
     units = [("u0", list(pool), True), ("u1", list(pool), False)]
     if troop_units:
@@ -251,7 +251,7 @@ def test_metrics_and_report_work_on_a_foreign_pool_at_a_store_url(capsys):
 
 
 def test_units_batch_by_whole_problems():
-    from jobs.verified import unit_batches
+    from jobs.store.verified import unit_batches
 
     units = ["p000000-000002-s000000-000004", "p000000-000002-s000004-000008",  # 2 problems x 8
              "p000002-000003-s000000-000008", "p000003-000005-s000000-000004",
@@ -262,7 +262,7 @@ def test_units_batch_by_whole_problems():
 
 
 def test_metrics_do_not_depend_on_batching_or_row_order(tmp_path, monkeypatch):
-    import jobs.verified
+    import jobs.store.verified
 
     rng = np.random.default_rng(1)
     big = {f"p{i}": [(str(rng.integers(0, 4)), 5, float(-rng.random())) for _ in range(40)] for i in range(3)}
@@ -271,8 +271,8 @@ def test_metrics_do_not_depend_on_batching_or_row_order(tmp_path, monkeypatch):
     settings = MetricsConfig(ks=[1, 7, 40], draws=300)
     whole, _, _ = measure_run(store, KEY, settings)
     assert whole["ci"]["stderr"]["weighted_at_k"]["7"] > 0  # Monte Carlo values: seeds must match too
-    monkeypatch.setattr(jobs.verified, "BATCH_ROWS", 1)  # one batch per problem
-    assert len(list(jobs.verified.VerifiedReader(store, KEY, None).batches())) == 3
+    monkeypatch.setattr(jobs.store.verified, "BATCH_ROWS", 1)  # one batch per problem
+    assert len(list(jobs.store.verified.VerifiedReader(store, KEY, None).batches())) == 3
     assert measure_run(store, KEY, settings)[0] == whole
     for unit in store.unit_ids(f"verdicts/{KEY}"):  # verdict rows in another order than samples: a real join
         table = store.read_table(store.verdict_unit(KEY, unit))
@@ -281,7 +281,7 @@ def test_metrics_do_not_depend_on_batching_or_row_order(tmp_path, monkeypatch):
 
 
 def test_problems_without_samples_are_counted_apart(store):
-    from jobs.failures import record_failures
+    from jobs.store.failures import record_failures
 
     record_failures(store, "u0", [("d", "prompt_too_long", "300 prompt tokens"), ("e", "rejected", "bad")])
     metrics, _, _ = measure_run(store, KEY, MetricsConfig())

@@ -1,4 +1,4 @@
-"""jobs.metrics: the unbiased pass@k estimator and its means, as pure functions over arrays."""
+"""jobs.metrics.estimators: the unbiased pass@k estimator and its means, as pure functions over arrays."""
 
 import itertools
 import math
@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from jobs.metrics import default_ks, mean_pass_at_k, pass_at_k
+from jobs.metrics.estimators import default_ks, mean_pass_at_k, pass_at_k
 
 CASES = [(n, c, k) for n in range(1, 11) for c in range(n + 1) for k in range(1, n + 1)]
 

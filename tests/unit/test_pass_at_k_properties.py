@@ -7,7 +7,7 @@ from math import comb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobs.metrics import pass_at_k
+from jobs.metrics.estimators import pass_at_k
 
 counts = st.integers(min_value=1, max_value=100_000).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n)))
 

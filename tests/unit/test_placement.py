@@ -1,4 +1,4 @@
-"""jobs.placement: the Ray requests generation and verification actors would make on a given
+"""jobs.cluster.placement: the Ray requests generation and verification actors would make on a given
 cluster description (no Ray cluster, no GPU), the config keys behind them, and the engine's
 executor inside a placement group."""
 
@@ -6,10 +6,10 @@ import pytest
 
 from jobs.config import merge_config, merge_root_config
 from jobs.errors import ConfigError, TroopError
-from jobs.placement import (
+from jobs.cluster.placement import (
     Node, PlacementSettings, alive_nodes, generation_placement, label_matches, verify_placement,
 )
-from jobs.verify import verify_settings
+from jobs.usecases.verify import verify_settings
 from workers.engine import EngineSpec, engine_args
 
 REQUIRED = ["run.root=/tmp/troop-run", "model.path=org/model"]

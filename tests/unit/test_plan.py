@@ -1,10 +1,10 @@
-"""jobs.plan: work units and seeds are a pure function of the problem set and the config."""
+"""jobs.problems.units: work units and seeds are a pure function of the problem set and the config."""
 
 from collections import Counter
 
 import pytest
 
-from jobs.plan import SEED_BITS, WorkUnit, plan_units, problem_seed, sample_seed, unit_id
+from jobs.problems.units import SEED_BITS, WorkUnit, plan_units, problem_seed, sample_seed, unit_id
 
 IDS = [f"problem-{i}" for i in range(13)]
 

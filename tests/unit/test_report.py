@@ -1,4 +1,4 @@
-"""jobs.report: five PNGs and an index.html from one or several run roots, through any store."""
+"""jobs.report.write: five PNGs and an index.html from one or several run roots, through any store."""
 
 import io
 import json
@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from jobs.errors import StoreError
-from jobs.report import PLOTS, config_labels, load_runs, plot_tokens, root_names, write_report
-from jobs.store import RunStore
+from jobs.report.write import PLOTS, config_labels, load_runs, plot_tokens, root_names, write_report
+from jobs.store.root import RunStore
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 KS = [1, 2, 4, 8, 16]

@@ -12,13 +12,13 @@ import pyarrow as pa
 import pytest
 import s3fs
 
-import jobs.pool
-import jobs.verify_pool
-from jobs.cli import main
+import jobs.cluster.executor
+import jobs.cluster.verify_pool
+from jobs.cli.main import main
 from jobs.errors import StoreError
-from jobs.plan import unit_id
-from jobs.store import RunStore
-from jobs.verify import VerifyWorker
+from jobs.problems.units import unit_id
+from jobs.store.root import RunStore
+from jobs.usecases.verify import VerifyWorker
 from workers.samples import SAMPLES_SCHEMA
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -244,8 +244,8 @@ class InlineVerifyPool:
 
 @pytest.fixture
 def no_ray(monkeypatch):
-    monkeypatch.setattr(jobs.pool, "init_ray", lambda *args: None)
-    monkeypatch.setattr(jobs.verify_pool, "VerifyPool", InlineVerifyPool)
+    monkeypatch.setattr(jobs.cluster.executor, "init_ray", lambda *args: None)
+    monkeypatch.setattr(jobs.cluster.verify_pool, "VerifyPool", InlineVerifyPool)
 
 
 def test_verify_metrics_report_on_an_s3_root(store, s3_endpoint, no_ray, monkeypatch, capsys):

@@ -1,4 +1,4 @@
-"""workers.samples, workers.engine.engine_args and jobs.actor.GenerationWorker, without vLLM.
+"""workers.samples, workers.engine.engine_args and jobs.stages.generation.GenerationWorker, without vLLM.
 
 The worker test uses a fake engine: it is about what the worker asks of an engine and what it
 writes to the store, not about the engine (the integration tests run the real one).
@@ -10,9 +10,9 @@ from types import SimpleNamespace
 import pyarrow as pa
 import pytest
 
-from jobs.actor import GenerationWorker, UnitStats, UnitTask
-from jobs.plan import plan_units, problem_seed, sample_seed
-from jobs.store import RunStore
+from jobs.stages.generation import GenerationWorker, UnitStats, UnitTask
+from jobs.problems.units import plan_units, problem_seed, sample_seed
+from jobs.store.root import RunStore
 from workers.engine import EngineSpec, engine_args, render_prompt
 from workers.samples import SAMPLES_SCHEMA, samples_table
 from workers.sampling import SamplingSpec

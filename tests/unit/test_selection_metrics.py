@@ -6,7 +6,7 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from jobs.metrics import (
+from jobs.metrics.estimators import (
     best_of_k, best_of_k_by_problem, bootstrap_ci, fit_scaling, majority_at_k, scaling_curve, weighted_at_k,
 )
 
@@ -170,7 +170,7 @@ def test_majority_is_exact_up_to_twenty_samples_whatever_the_answers():
 
 
 def test_votes_of_all_problems_at_once_equal_each_problem_alone():
-    from jobs.metrics import votes_by_problem
+    from jobs.metrics.estimators import votes_by_problem
 
     rng = np.random.default_rng(3)
     problem = np.repeat(np.arange(4), [5, 9, 12, 30])

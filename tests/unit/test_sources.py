@@ -1,4 +1,4 @@
-"""jobs.sources: problem files and built-in sets, and errors that name the row at fault."""
+"""jobs.problems: problem files and built-in sets, and errors that name the row at fault."""
 
 import gzip
 import json
@@ -11,7 +11,7 @@ import pytest
 
 from jobs.config import ProblemsConfig
 from jobs.errors import ProblemSetError
-from jobs.sources import SOURCES, load_problems, register_source
+from jobs.problems import SOURCES, load_problems, register_source
 
 ROWS = [
     {"problem_id": "q0", "prompt": "What is 1 + 1?", "answer": "2"},

@@ -5,18 +5,18 @@ import json
 import pyarrow as pa
 
 from jobs.config import merge_config
-from jobs.failures import record_failures
-from jobs.plan import plan_units
-from jobs.runinfo import record_run
-from jobs.status import ProgressFile, run_status
-from jobs.store import RunStore
+from jobs.store.failures import record_failures
+from jobs.problems.units import plan_units
+from jobs.store.runinfo import record_run
+from jobs.usecases.status import ProgressFile, run_status
+from jobs.store.root import RunStore
 from workers.samples import SAMPLES_SCHEMA
 
 
 def test_status_counts_units_by_state_and_the_samples_so_far(tmp_path, monkeypatch):
-    import jobs.status
+    import jobs.usecases.status
 
-    monkeypatch.setattr(jobs.status, "PROGRESS_EVERY_S", 0.0)
+    monkeypatch.setattr(jobs.usecases.status, "PROGRESS_EVERY_S", 0.0)
     config = merge_config(None, [f"run.root={tmp_path / 'run'}", "model.path=m", "problems.source=arithmetic",
                                  "problems.options.num_problems=8", "sampling.n=4", "plan.samples_per_unit=8"])
     store = RunStore(config.run.root)

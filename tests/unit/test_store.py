@@ -1,4 +1,4 @@
-"""jobs.store: every path from one root URL, and writes that appear only when complete."""
+"""jobs.store.root: every path from one root URL, and writes that appear only when complete."""
 
 import os
 import pickle
@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from jobs.errors import StoreError
-from jobs.store import TMP_PREFIX, RunStore
+from jobs.store.root import TMP_PREFIX, RunStore
 from workers.samples import SAMPLES_SCHEMA
 
 

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from jobs.cli import build_parser
+from jobs.cli.main import build_parser
 from jobs.errors import ConfigError, TroopError
-from jobs.reach import check_root_reachable
-from jobs.submit import (
+from jobs.cluster.reach import check_root_reachable
+from jobs.cluster.submit import (
     check_reach,
     check_succeeded,
     connect,
@@ -255,8 +255,8 @@ def test_the_driver_refuses_a_local_root_on_several_nodes(monkeypatch, tmp_path)
     """The same check where the driver joins the cluster (a run started on a head by hand)."""
     import ray
 
-    from jobs import pool
-    from jobs.placement import Node
+    from jobs.cluster import executor as pool
+    from jobs.cluster.placement import Node
 
     monkeypatch.setattr(ray, "is_initialized", lambda: True)
     monkeypatch.setattr(pool, "cluster_nodes", lambda: [Node({"CPU": 8}), Node({"CPU": 8, "GPU": 1})])

@@ -1,4 +1,4 @@
-"""jobs.sweep, jobs.sweep_run and jobs.compare without Ray: the grid, point names, sweep.yaml,
+"""jobs.usecases.sweep, jobs.usecases.sweep_run and jobs.report.compare without Ray: the grid, point names, sweep.yaml,
 grouping points by engine, failures, and the comparison table."""
 
 import json
@@ -6,12 +6,12 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
-from jobs import sweep_run
-from jobs.cli import main
-from jobs.compare import common_k, comparison_rows, write_sweep_report
+from jobs.usecases import sweep_run
+from jobs.cli.main import main
+from jobs.report.compare import common_k, comparison_rows, write_sweep_report
 from jobs.errors import ConfigError, StoreError, TroopError
-from jobs.store import RunStore
-from jobs.sweep import (SWEEP_YAML, is_sweep, load_sweep, point_names, read_sweep_points, split_overrides,
+from jobs.store.root import RunStore
+from jobs.usecases.sweep import (SWEEP_YAML, is_sweep, load_sweep, point_names, read_sweep_points, split_overrides,
                         split_values, write_sweep_yaml)
 
 

@@ -1,4 +1,4 @@
-"""jobs.verify and jobs.measure on a hand-made run store: verdict files, increments, metrics."""
+"""jobs.usecases.verify and jobs.metrics.measure on a hand-made run store: verdict files, increments, metrics."""
 
 import json
 import os
@@ -9,11 +9,11 @@ import pytest
 
 from jobs.errors import ConfigError, StoreError
 from jobs.config import MetricsConfig
-from jobs.measure import measure_run, write_metrics
-from jobs.verified import VerifiedReader
-from jobs.store import RunStore
+from jobs.metrics.measure import measure_run, write_metrics
+from jobs.store.verified import VerifiedReader
+from jobs.store.root import RunStore
 from jobs.config import VerifyConfig
-from jobs.verify import VerifyWorker, gold_self_check, resolve_verifier, verify_run, verify_settings
+from jobs.usecases.verify import VerifyWorker, gold_self_check, resolve_verifier, verify_run, verify_settings
 from verifiers import VERDICTS_SCHEMA, get_verifier
 from workers.samples import SAMPLES_SCHEMA
 
@@ -209,13 +209,13 @@ def test_metrics_carry_intervals_in_the_curves_shape_and_a_labelled_fit(store):
 
 
 def test_coverage_fit_of_a_flat_curve_has_no_parameters():
-    from jobs.measure import coverage_fit
+    from jobs.metrics.measure import coverage_fit
 
     assert coverage_fit({1: 1.0, 2: 1.0}) == {"a": None, "b": None, "rmse": None, "points": 0}
 
 
 def test_a_checker_that_raises_gives_that_sample_error_and_checks_the_rest():
-    from jobs.verify import verify_samples
+    from jobs.usecases.verify import verify_samples
     from verifiers.numeric import check_numeric
 
     class Fragile:

@@ -1,6 +1,6 @@
-"""Metrics of a stored run: per-problem numbers batch by batch (`jobs.verified`), computed with
-`jobs.metrics`, then their means, intervals and fit; written to `metrics.json` and `metrics/`.
-The I/O lives here and in `jobs.verified` so that `jobs.metrics` stays pure. Memory holds one
+"""Metrics of a stored run: per-problem numbers batch by batch (`jobs.store.verified`), computed with
+`jobs.metrics.estimators`, then their means, intervals and fit; written to `metrics.json` and `metrics/`.
+The I/O lives here and in `jobs.store.verified` so that `jobs.metrics.estimators` stays pure. Memory holds one
 batch of samples plus a few numbers per problem, whatever the pool's size."""
 
 import json
@@ -13,12 +13,12 @@ import pyarrow as pa
 
 from jobs.config import MetricsConfig
 from jobs.errors import ConfigError
-from jobs.verified import Pool, VerifiedReader
-from jobs.metrics import (
+from jobs.store.verified import Pool, VerifiedReader
+from jobs.metrics.estimators import (
     best_of_k_curves, bootstrap_cis, default_draws, default_ks, difficulty_bins, difficulty_of, fit_scaling, pass_at_k,
     scaling_curve, votes_by_problem,
 )
-from jobs.store import RunStore
+from jobs.store.root import RunStore
 
 log = logging.getLogger("troop")
 
@@ -209,7 +209,7 @@ def measure_run(store: RunStore, verifier_key: str, settings: MetricsConfig, mod
 
 
 def refused_problems(store: RunStore) -> int:
-    from jobs.failures import read_failures
+    from jobs.store.failures import read_failures
 
     ids = read_failures(store)["problem_id"].drop_null()
     return len(set(ids.to_pylist()))

@@ -24,7 +24,7 @@ from matplotlib.ticker import FuncFormatter, LogFormatter
 from omegaconf import OmegaConf
 
 from jobs.errors import StoreError
-from jobs.store import RunStore
+from jobs.store.root import RunStore
 
 FIGSIZE = (7.0, 4.5)
 DPI = 110

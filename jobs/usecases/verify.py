@@ -2,7 +2,7 @@
 
 A `VerifyWorker` reads one sample unit and its problems' payloads from the store, checks every
 sample with its own warm checker (a sandbox, a math helper), and writes the unit's verdict
-file. `jobs.verify_pool` runs copies of it as Ray actors; `verify_run` is `troop verify`.
+file. `jobs.cluster.verify_pool` runs copies of it as Ray actors; `verify_run` is `troop verify`.
 Nothing here imports vLLM: verification runs on machines without it.
 """
 
@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from jobs.config import VerifyConfig
 from jobs.errors import ConfigError, StoreError
-from jobs.store import RunStore
+from jobs.store.root import RunStore
 from verifiers import VERDICTS_SCHEMA, Verifier, get_verifier
 from verifiers.verdict import Verdict
 from verifiers.registry import Checker, VerifySettings
@@ -231,8 +231,8 @@ def unverified_units(store: RunStore, key: str, sample_units: set[str] | None = 
 
 def verify_run(store: RunStore, config: VerifyConfig, pool=None, shared_filesystem: bool = False) -> VerifySummary:
     """`troop verify`: verdicts for every sample unit that has none for this verifier's key."""
-    from jobs.pool import init_ray
-    from jobs.verify_pool import start_verify_pool
+    from jobs.cluster.executor import init_ray
+    from jobs.cluster.verify_pool import start_verify_pool
 
     key = verifier_key(config.verifier, verify_settings(config))
     sample_units = store.unit_ids("samples")

@@ -5,7 +5,7 @@ units finishes, so the actors pull work at their own pace. Each actor holds `UNI
 units at once so that its next unit is already waiting in its mailbox while it writes the
 current one. Only unit ids and `UnitStats` travel through the driver.
 
-Where the actors go and what they ask of Ray comes from `jobs.placement`, given the live nodes
+Where the actors go and what they ask of Ray comes from `jobs.cluster.placement`, given the live nodes
 as `ray.nodes()` describes them when the pool starts; with tensor parallelism on GPUs each actor
 holds a placement group of its own, removed with the actor.
 
@@ -21,10 +21,10 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable
 
-from jobs.actor import GenerationWorker, UnitStats, UnitTask
+from jobs.stages.generation import GenerationWorker, UnitStats, UnitTask
 from jobs.errors import TroopError
-from jobs.placement import Node, PlacementSettings, alive_nodes, generation_placement
-from jobs.reach import check_root_reachable
+from jobs.cluster.placement import Node, PlacementSettings, alive_nodes, generation_placement
+from jobs.cluster.reach import check_root_reachable
 from workers.engine import EngineSpec
 
 log = logging.getLogger("troop")
@@ -43,7 +43,7 @@ class PoolResult:
 
 def init_ray(address: str | None, root: str | None = None, shared_filesystem: bool = False) -> None:
     """Connect to `address` (an existing cluster), or start a local Ray; once per process.
-    With `root`: refuse a local root that the cluster's other nodes cannot reach (jobs.reach)."""
+    With `root`: refuse a local root that the cluster's other nodes cannot reach (jobs.cluster.reach)."""
     import ray
 
     if not ray.is_initialized():
@@ -97,7 +97,7 @@ class ActorPool:
 
 
 class GenerationPool(ActorPool):
-    """`num_workers` actors (None: as many as the cluster holds, see `jobs.placement`), each
+    """`num_workers` actors (None: as many as the cluster holds, see `jobs.cluster.placement`), each
     owning one engine built from `spec`; `placement` adds custom resources and node labels.
     Reusable across runs."""
 

@@ -7,7 +7,7 @@ does not exist, so a rerun tries it again). A unit that later succeeds replaces 
 
 import pyarrow as pa
 
-from jobs.store import RunStore
+from jobs.store.root import RunStore
 
 FAILURES_SCHEMA = pa.schema(
     [

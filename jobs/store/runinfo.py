@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from jobs.config import JobConfig, to_yaml
 from jobs.errors import ConfigError, TroopError
-from jobs.store import RunStore
+from jobs.store.root import RunStore
 
 # Config sections whose values change the samples; others (verify, metrics, cluster) never do.
 SAMPLE_SECTIONS = ("run.seed", "model", "sampling", "problems")
@@ -68,7 +68,7 @@ def versions(config: JobConfig) -> dict:
 
 def sandbox_mode(config: JobConfig) -> str | None:
     """'bwrap' or 'rlimits' (the weaker fallback) when the run's verifier runs code, else None."""
-    from jobs.verify import verify_settings
+    from jobs.usecases.verify import verify_settings
     from verifiers import VERIFIERS
 
     verifier = VERIFIERS.get(config.verify.verifier or "")

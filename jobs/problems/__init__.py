@@ -12,10 +12,10 @@ import pyarrow as pa
 
 from jobs.config import ProblemsConfig
 from jobs.errors import ProblemSetError
-from jobs.sources.arithmetic import arithmetic_rows
-from jobs.sources.files import read_jsonl, read_parquet
-from jobs.sources.humaneval import humaneval_table
-from jobs.sources.validate import validate_problems
+from jobs.problems.arithmetic import arithmetic_rows
+from jobs.problems.files import read_jsonl, read_parquet
+from jobs.problems.humaneval import humaneval_table
+from jobs.problems.validate import validate_problems
 
 # A loader gets the problems section and the run's fsspec storage options.
 ProblemSource = Callable[[ProblemsConfig, dict], pa.Table]

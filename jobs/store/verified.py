@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from jobs.errors import ConfigError, StoreError
-from jobs.store import RunStore
+from jobs.store.root import RunStore
 
 BATCH_ROWS = 1_000_000
 UNIT_ID = re.compile(r"^p(\d+)-(\d+)-s(\d+)-(\d+)$")

@@ -7,18 +7,18 @@ from typing import Callable
 
 import pyarrow as pa
 
-from jobs.actor import UnitStats, UnitTask
+from jobs.stages.generation import UnitStats, UnitTask
 from jobs.config import JobConfig
 from jobs.errors import ProblemSetError
-from jobs.failures import record_failures
-from jobs.placement import PlacementSettings
-from jobs.plan import WorkUnit, plan_units
-from jobs.pool import GenerationPool, init_ray
-from jobs.progress import UnitProgress
-from jobs.runinfo import check_model_path, check_resumable, record_run
-from jobs.sources import load_problems
-from jobs.status import ProgressFile
-from jobs.store import RunStore
+from jobs.store.failures import record_failures
+from jobs.cluster.placement import PlacementSettings
+from jobs.problems.units import WorkUnit, plan_units
+from jobs.cluster.executor import GenerationPool, init_ray
+from jobs.usecases.progress import UnitProgress
+from jobs.store.runinfo import check_model_path, check_resumable, record_run
+from jobs.problems import load_problems
+from jobs.usecases.status import ProgressFile
+from jobs.store.root import RunStore
 from workers.engine import EngineSpec
 from workers.sampling import SamplingSpec
 

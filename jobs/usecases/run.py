@@ -10,10 +10,10 @@ import threading
 import time
 
 from jobs.config import JobConfig
-from jobs.generate import GenerateSummary, RunPlan, execute, plan_run, start_pool
-from jobs.pool import GenerationPool, init_ray
-from jobs.verify import VerifySummary, VerifyTask, prepare_verification, resolve_verifier, unverified_units
-from jobs.verify_pool import VerifyPool, start_verify_pool
+from jobs.usecases.generate import GenerateSummary, RunPlan, execute, plan_run, start_pool
+from jobs.cluster.executor import GenerationPool, init_ray
+from jobs.usecases.verify import VerifySummary, VerifyTask, prepare_verification, resolve_verifier, unverified_units
+from jobs.cluster.verify_pool import VerifyPool, start_verify_pool
 
 
 class VerifyFeed:

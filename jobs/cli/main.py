@@ -1,5 +1,5 @@
 """The `troop` command line: `run`, `sweep`, `generate`, `verify`, `metrics`, `report`, `status`,
-and the cluster commands `submit`, `jobs`, `logs`, `stop` (jobs.submit)."""
+and the cluster commands `submit`, `jobs`, `logs`, `stop` (jobs.cluster.submit)."""
 
 import argparse
 import logging
@@ -10,8 +10,8 @@ from rich.table import Table
 
 from jobs.config import JobConfig, RootConfig, merge_config, merge_root_config
 from jobs.errors import ConfigError, StoreError, TroopError
-from jobs.store import RunStore
-from jobs.submit import add_submit_commands
+from jobs.store.root import RunStore
+from jobs.cluster.submit import add_submit_commands
 
 log = logging.getLogger("troop")
 # Long lines and tables stay whole in logs and pipes (rich assumes 80 columns there).
@@ -120,7 +120,7 @@ def print_metrics(metrics: dict, where: str) -> None:
 
 
 def _measure(store: RunStore, key: str, settings, model_path: str | None = None) -> None:
-    from jobs.measure import measure_run, model_parameters, write_metrics
+    from jobs.metrics.measure import measure_run, model_parameters, write_metrics
 
     params = None if settings.model_params else model_parameters(model_path)
     metrics, problems, curves = measure_run(store, key, settings, params)
@@ -129,7 +129,7 @@ def _measure(store: RunStore, key: str, settings, model_path: str | None = None)
 
 
 def _report(roots: list[RunStore], out_store: RunStore) -> None:
-    from jobs.report import write_report
+    from jobs.report.write import write_report
 
     out.print(f"report: {out_store.url(write_report(roots, out_store))}")
 
@@ -138,8 +138,8 @@ def run_config(config: JobConfig, pool=None, plan=None) -> None:
     """`troop run` of one config: generate and verify (on `pool` if given; `plan` if the caller
     planned the run already), metrics, report; a TroopError at the end names the units that
     failed every attempt."""
-    from jobs.generate import generate
-    from jobs.run import generate_and_verify
+    from jobs.usecases.generate import generate
+    from jobs.usecases.run import generate_and_verify
 
     if config.verify.verifier is None:
         summary = generate(config, pool, plan=plan)
@@ -157,7 +157,7 @@ def run_config(config: JobConfig, pool=None, plan=None) -> None:
 
 
 def _refuse_sweep_axes(overrides: list[str]) -> None:
-    from jobs.sweep import split_overrides
+    from jobs.usecases.sweep import split_overrides
 
     axes = split_overrides(overrides)[0]
     if axes:
@@ -171,8 +171,8 @@ def cmd_run(args) -> None:
 
 
 def cmd_sweep(args) -> None:
-    from jobs.sweep import load_sweep
-    from jobs.sweep_run import run_sweep
+    from jobs.usecases.sweep import load_sweep
+    from jobs.usecases.sweep_run import run_sweep
 
     sweep = load_sweep(args.config, args.overrides)
     out.print(f"sweep: {len(sweep.points)} points under {sweep.store.url(sweep.store.path())}")
@@ -203,7 +203,7 @@ def print_comparison(k, rows, missing) -> None:
 
 
 def _sweep_report(sweep_store: RunStore, out_store: RunStore) -> None:
-    from jobs.compare import write_sweep_report
+    from jobs.report.compare import write_sweep_report
 
     index, k, rows, missing = write_sweep_report(sweep_store, out_store)
     print_comparison(k, rows, missing)
@@ -211,7 +211,7 @@ def _sweep_report(sweep_store: RunStore, out_store: RunStore) -> None:
 
 
 def cmd_generate(args) -> None:
-    from jobs.generate import generate
+    from jobs.usecases.generate import generate
 
     config = merge_config(args.config, args.overrides)
     summary = generate(config)
@@ -226,7 +226,7 @@ def _verifier_name(config: RootConfig) -> str:
 
 
 def cmd_verify(args) -> None:
-    from jobs.verify import verify_run
+    from jobs.usecases.verify import verify_run
 
     config, store = _load_root(args.root, args.overrides)
     _verifier_name(config)
@@ -236,7 +236,7 @@ def cmd_verify(args) -> None:
 
 
 def cmd_metrics(args) -> None:
-    from jobs.verify import stored_verifier_key
+    from jobs.usecases.verify import stored_verifier_key
 
     config, store = _load_root(args.root, args.overrides)
     key = stored_verifier_key(store, _verifier_name(config), config.verify)
@@ -253,7 +253,7 @@ def _model_path(store: RunStore) -> str | None:
 
 
 def cmd_report(args) -> None:
-    from jobs.sweep import is_sweep_root
+    from jobs.usecases.sweep import is_sweep_root
 
     stores = [_load_root(root, [])[1] for root in args.roots]
     target = args.out or stores[0].url(stores[0].path("report"))
@@ -268,7 +268,7 @@ def cmd_report(args) -> None:
 
 
 def cmd_status(args) -> None:
-    from jobs.status import run_status
+    from jobs.usecases.status import run_status
 
     _, store = _load_root(args.root, args.overrides)
     for line in run_status(store):

@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 
 from jobs.config import JobConfig, config_layers, merge_layers, read_config_file
 from jobs.errors import ConfigError, StoreError
-from jobs.store import RunStore
+from jobs.store.root import RunStore
 
 SWEEP_YAML = "sweep.yaml"
 SWEEP_SECTION = "sweep"

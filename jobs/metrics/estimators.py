@@ -105,7 +105,7 @@ EXACT_N = 20  # majority@k is exact for n up to this, whatever the budget
 
 
 def encode_votes(problem, answer, correct) -> tuple[np.ndarray, ...]:
-    """Flat per-sample arrays -> the layout of `jobs.selection`: `problem` holds problem indices
+    """Flat per-sample arrays -> the layout of `jobs.metrics.kernels`: `problem` holds problem indices
     0..P-1, `answer` integer answer ids (any numbering, -1: no answer). Returns the row order
     (grouped by problem), offsets, per-problem answer codes in that order, and each
     (problem, answer)'s worth (the mean correctness of its samples) with its offsets."""
@@ -144,9 +144,9 @@ def votes_by_problem(
     """majority@k and weighted@k of every problem from flat per-sample arrays (see
     `encode_votes`; `weights` must be non-negative). Returns {"majority_at_k": (values, stderr),
     "weighted_at_k": (values, stderr)}, each a {k: array over problems}: NaN where n < k,
-    standard error 0 where the value is exact (see `jobs.selection` for when). Problem p draws with
+    standard error 0 where the value is exact (see `jobs.metrics.kernels` for when). Problem p draws with
     seed + p, or with seed[p] when `seed` is an array."""
-    from jobs.selection import votes_at_k
+    from jobs.metrics.kernels import votes_at_k
 
     weights = np.asarray(weights, dtype=np.float64)
     if np.any(weights < 0) or np.any(np.isnan(weights)):
@@ -266,9 +266,9 @@ def best_of_k_by_problem(problem, scores, correct, k: int) -> np.ndarray:
 
 
 def best_of_k_curves(problem, scores, correct, ks: list[int]) -> dict[int, np.ndarray]:
-    """`best_of_k_by_problem` for several k at once (`jobs.selection.best_of_k_at`: one sort per
+    """`best_of_k_by_problem` for several k at once (`jobs.metrics.kernels.best_of_k_at`: one sort per
     problem, O(n) per k). NaN scores rank last, tied with each other."""
-    from jobs.selection import best_of_k_at
+    from jobs.metrics.kernels import best_of_k_at
 
     problem = np.asarray(problem, dtype=np.int64)
     num_problems = int(problem.max()) + 1 if problem.size else 0

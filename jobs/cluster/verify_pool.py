@@ -13,9 +13,9 @@ import queue
 from typing import Callable, Iterable, Optional
 
 from jobs.config import VerifyConfig
-from jobs.placement import PlacementSettings, verify_placement
-from jobs.pool import ActorPool, free_nodes
-from jobs.verify import VerifyStats, VerifyTask, VerifyWorker
+from jobs.cluster.placement import PlacementSettings, verify_placement
+from jobs.cluster.executor import ActorPool, free_nodes
+from jobs.usecases.verify import VerifyStats, VerifyTask, VerifyWorker
 
 log = logging.getLogger("troop")
 
@@ -30,7 +30,7 @@ def start_verify_pool(config: VerifyConfig) -> "VerifyPool":
 
 class VerifyPool(ActorPool):
     """`workers` actors (None: one per CPU the generation actors left free, see
-    `jobs.placement.verify_placement`); `placement` adds custom resources and node labels."""
+    `jobs.cluster.placement.verify_placement`); `placement` adds custom resources and node labels."""
 
     def __init__(self, workers: Optional[int] = None, worker_class=VerifyWorker, placement: PlacementSettings = PlacementSettings()):
         import ray

@@ -11,10 +11,10 @@ from datetime import datetime, timezone
 
 from omegaconf import OmegaConf
 
-from jobs.failures import read_failures
-from jobs.plan import plan_units
-from jobs.runinfo import sample_segments
-from jobs.store import RunStore
+from jobs.store.failures import read_failures
+from jobs.problems.units import plan_units
+from jobs.store.runinfo import sample_segments
+from jobs.store.root import RunStore
 
 PROGRESS = "progress.json"
 PROGRESS_EVERY_S = 2.0  # at most one progress write per this many seconds (one PUT on S3)

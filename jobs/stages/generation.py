@@ -1,6 +1,6 @@
 """The generation worker: one engine, units in, unit files out.
 
-A plain class, so a test can run it without Ray; `jobs.pool` places copies of it on the
+A plain class, so a test can run it without Ray; `jobs.cluster.executor` places copies of it on the
 cluster as Ray actors. Samples go from the engine straight to the store: the driver gets back
 only a `UnitStats`.
 """
@@ -9,9 +9,9 @@ import os
 import time
 from dataclasses import dataclass
 
-from jobs.failures import record_failures
-from jobs.plan import WorkUnit, problem_seed
-from jobs.store import RunStore
+from jobs.store.failures import record_failures
+from jobs.problems.units import WorkUnit, problem_seed
+from jobs.store.root import RunStore
 from workers.engine import Engine, EngineSpec, Rejected
 from workers.samples import SAMPLES_SCHEMA, samples_table
 from workers.sampling import SamplingSpec

@@ -14,7 +14,7 @@ machine:
 The job's working directory is the staged folder on the cluster, so paths the user wrote relative
 to their own directory are made absolute here: `run.root`, and `model.path` where it names a local
 folder. The model itself is not shipped: `model.path` must be a Hub id or a path on the cluster's
-nodes. The run's root must be reachable from every node (jobs.reach).
+nodes. The run's root must be reachable from every node (jobs.cluster.reach).
 
 An explicit `--address` wins over RAY_ADDRESS and RAY_API_SERVER_ADDRESS (Ray itself lets those
 override an address given in code); without one, Ray resolves the address as `ray job` does.
@@ -36,7 +36,7 @@ from pathlib import Path
 
 from jobs.config import ClusterConfig, JobConfig, merge_config
 from jobs.errors import ConfigError, TroopError
-from jobs.reach import check_root_reachable
+from jobs.cluster.reach import check_root_reachable
 
 STAGED_PROBLEMS = "problems"  # folder of the working_dir holding a local problems file
 # Set before the user's env_vars (which may override it): a driver whose stdout is not a
@@ -70,7 +70,7 @@ class Submission:
 
 def load_job(config_path: str, overrides: list[str]) -> Job:
     """Merge and check the config as `troop run` or `troop sweep` would (ConfigError if not)."""
-    from jobs.sweep import is_sweep, load_sweep
+    from jobs.usecases.sweep import is_sweep, load_sweep
 
     if is_sweep(config_path, overrides):
         sweep = load_sweep(config_path, overrides)
@@ -298,7 +298,7 @@ def _address_option(parser) -> None:
 
 
 def _console():
-    from jobs.cli import out  # jobs.cli imports this module to register the commands
+    from jobs.cli.main import out  # jobs.cli.main imports this module to register the commands
 
     return out
 

@@ -7,9 +7,9 @@ import json
 from dataclasses import dataclass
 
 from jobs.errors import StoreError
-from jobs.report import write_report
-from jobs.store import RunStore
-from jobs.sweep import point_root, read_sweep_points
+from jobs.report.write import write_report
+from jobs.store.root import RunStore
+from jobs.usecases.sweep import point_root, read_sweep_points
 
 
 @dataclass

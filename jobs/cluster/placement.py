@@ -1,7 +1,7 @@
 """Where the actors go: the Ray resources they request, computed from a cluster description.
 
-Pure functions over `Node`s (what `ray.nodes()` reports of the live nodes); `jobs.pool` and
-`jobs.verify_pool` turn the results into actors and placement groups, so every request can be
+Pure functions over `Node`s (what `ray.nodes()` reports of the live nodes); `jobs.cluster.executor` and
+`jobs.cluster.verify_pool` turn the results into actors and placement groups, so every request can be
 checked in a unit test without a cluster or a GPU.
 
 - On a cluster without GPUs a generation actor asks `cluster.cpus_per_worker` CPUs and one

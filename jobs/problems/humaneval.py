@@ -3,7 +3,7 @@
 import pyarrow as pa
 
 from jobs.errors import ProblemSetError
-from jobs.sources.files import read_jsonl_rows
+from jobs.problems.files import read_jsonl_rows
 
 
 def humaneval_table() -> pa.Table:

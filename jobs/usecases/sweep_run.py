@@ -20,11 +20,11 @@ from omegaconf import OmegaConf
 
 from jobs.config import JobConfig
 from jobs.errors import TroopError
-from jobs.generate import RunPlan, engine_spec, plan_run, start_pool
-from jobs.pool import init_ray
-from jobs.run import verifier_columns
-from jobs.sweep import Point, Sweep, write_sweep_yaml
-from jobs.verify import unverified_units, verifier_key, verify_settings
+from jobs.usecases.generate import RunPlan, engine_spec, plan_run, start_pool
+from jobs.cluster.executor import init_ray
+from jobs.usecases.run import verifier_columns
+from jobs.usecases.sweep import Point, Sweep, write_sweep_yaml
+from jobs.usecases.verify import unverified_units, verifier_key, verify_settings
 
 log = logging.getLogger("troop")
 
