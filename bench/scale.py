@@ -193,7 +193,7 @@ def warm_root(root: str, samples: int, seed: int) -> str:
     """A tiny verified root for the metrics child to compile its numba kernels on; verified
     in this process by the plain worker class (no Ray). Its verifier key."""
     from jobs.store.root import RunStore
-    from jobs.usecases.verify import VerifyTask, VerifyWorker
+    from jobs.stages.verification import VerifyTask, VerifyWorker
     from verifiers.registry import VerifySettings, get_verifier
 
     build_root(root, 40, samples, seed)
@@ -264,7 +264,8 @@ def child_parts(args) -> dict:
 
     from jobs.config import VerifyConfig
     from jobs.store.root import RunStore
-    from jobs.usecases.verify import prepare_verification, read_payloads
+    from jobs.usecases.verify import prepare_verification
+    from jobs.stages.verification import read_payloads
     from verifiers import get_verifier
 
     store = RunStore(args.at)

@@ -99,7 +99,8 @@ def write_pool(root: str, pairs, unit_size: int):
 
 
 def troop_pass(pool, pairs, tmp: str, unit_size: int) -> tuple[float, int]:
-    from jobs.usecases.verify import VerifySummary, VerifyTask
+    from jobs.usecases.verify import VerifySummary
+    from jobs.stages.verification import VerifyTask
     from verifiers.registry import VerifySettings
 
     store, units = write_pool(tempfile.mkdtemp(dir=tmp), pairs, unit_size)

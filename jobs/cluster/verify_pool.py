@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Optional
 from jobs.config import VerifyConfig
 from jobs.cluster.placement import PlacementSettings, verify_placement
 from jobs.cluster.executor import ActorPool, free_nodes
-from jobs.usecases.verify import VerifyStats, VerifyTask, VerifyWorker
+from jobs.stages.verification import VerifyStats, VerifyTask, VerifyWorker
 
 log = logging.getLogger("troop")
 

@@ -68,7 +68,7 @@ def versions(config: JobConfig) -> dict:
 
 def sandbox_mode(config: JobConfig) -> str | None:
     """'bwrap' or 'rlimits' (the weaker fallback) when the run's verifier runs code, else None."""
-    from jobs.usecases.verify import verify_settings
+    from jobs.stages.verification import verify_settings
     from verifiers import VERIFIERS
 
     verifier = VERIFIERS.get(config.verify.verifier or "")

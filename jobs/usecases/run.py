@@ -12,7 +12,8 @@ import time
 from jobs.config import JobConfig
 from jobs.usecases.generate import GenerateSummary, RunPlan, execute, plan_run, start_pool
 from jobs.cluster.executor import GenerationPool, init_ray
-from jobs.usecases.verify import VerifySummary, VerifyTask, prepare_verification, resolve_verifier, unverified_units
+from jobs.usecases.verify import VerifySummary, prepare_verification, unverified_units
+from jobs.stages.verification import VerifyTask, resolve_verifier
 from jobs.cluster.verify_pool import VerifyPool, start_verify_pool
 
 

@@ -24,7 +24,8 @@ from jobs.usecases.generate import RunPlan, engine_spec, plan_run, start_pool
 from jobs.cluster.executor import init_ray
 from jobs.usecases.run import verifier_columns
 from jobs.usecases.sweep import Point, Sweep, write_sweep_yaml
-from jobs.usecases.verify import unverified_units, verifier_key, verify_settings
+from jobs.usecases.verify import unverified_units
+from jobs.stages.verification import verifier_key, verify_settings
 
 log = logging.getLogger("troop")
 

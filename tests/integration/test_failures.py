@@ -140,7 +140,7 @@ def test_prompts_the_engine_refuses_are_recorded_and_the_rest_sampled(pool, make
 
 
 def test_a_dead_verification_worker_is_replaced_and_its_unit_redone(ray_session, tmp_path):
-    from jobs.usecases.verify import VerifyStats, VerifyTask, VerifyWorker
+    from jobs.stages.verification import VerifyStats, VerifyTask, VerifyWorker
     from jobs.cluster.verify_pool import VerifyPool
 
     worker = scripted(VerifyWorker, str(tmp_path), lambda unit: VerifyStats(unit, 1, 1, {"pass": 1}, 1))

@@ -9,7 +9,7 @@ from jobs.errors import ConfigError, TroopError
 from jobs.cluster.placement import (
     Node, PlacementSettings, alive_nodes, generation_placement, label_matches, verify_placement,
 )
-from jobs.usecases.verify import verify_settings
+from jobs.stages.verification import verify_settings
 from workers.engine import EngineSpec, engine_args
 
 REQUIRED = ["run.root=/tmp/troop-run", "model.path=org/model"]

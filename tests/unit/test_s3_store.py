@@ -18,7 +18,7 @@ from jobs.cli.main import main
 from jobs.errors import StoreError
 from jobs.problems.units import unit_id
 from jobs.store.root import RunStore
-from jobs.usecases.verify import VerifyWorker
+from jobs.stages.verification import VerifyWorker
 from workers.samples import SAMPLES_SCHEMA
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

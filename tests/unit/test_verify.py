@@ -13,7 +13,8 @@ from jobs.metrics.measure import measure_run, write_metrics
 from jobs.store.verified import VerifiedReader
 from jobs.store.root import RunStore
 from jobs.config import VerifyConfig
-from jobs.usecases.verify import VerifyWorker, gold_self_check, resolve_verifier, verify_run, verify_settings
+from jobs.usecases.verify import gold_self_check, verify_run
+from jobs.stages.verification import VerifyWorker, resolve_verifier, verify_settings
 from verifiers import VERDICTS_SCHEMA, get_verifier
 from workers.samples import SAMPLES_SCHEMA
 
@@ -215,7 +216,7 @@ def test_coverage_fit_of_a_flat_curve_has_no_parameters():
 
 
 def test_a_checker_that_raises_gives_that_sample_error_and_checks_the_rest():
-    from jobs.usecases.verify import verify_samples
+    from jobs.stages.verification import verify_samples
     from verifiers.numeric import check_numeric
 
     class Fragile:
