@@ -45,7 +45,7 @@ VmHWM, reset just before the timed work by writing 5 to /proc/self/clear_refs (n
   numba's cache) on a tiny root first, outside the timed call.
 - parts: the per-problem parts as the size of their data (Arrow tables by nbytes, Python
   objects by tracemalloc): the verify driver's `jobs.usecases.verify.prepare_verification` on the
-  problems table, a worker's `jobs.usecases.verify.read_payloads` at its peak and the dict it keeps.
+  problems table, a worker's `jobs.stages.verification.read_payloads` at its peak and the dict it keeps.
 """
 
 import argparse

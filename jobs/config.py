@@ -15,7 +15,7 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
 from jobs.errors import ConfigError
-from jobs.cluster.placement import label_selector_error, resources_error
+from jobs.ray_syntax import label_selector_error, resources_error
 from verifiers.registry import VerifySettings
 
 
@@ -102,6 +102,7 @@ class ClusterConfig:
 class VerifyConfig:
     verifier: Optional[str] = "numeric"  # a name in verifiers.VERIFIERS; null: no verification
     workers: Optional[int] = None  # verification actors; None: the cluster's CPUs left free
+    max_unit_retries: int = 2  # attempts after the first for a unit whose worker dies or errs
     # The defaults are the verifiers' own (verifiers.registry.VerifySettings):
     timeout_s: float = VerifySettings.timeout_s  # per sample: a program's wall clock, or one math check
     memory_mb: int = VerifySettings.memory_mb  # a sandboxed program's address space
@@ -241,12 +242,13 @@ class RootConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
-def merge_root_config(root: str, job_yaml_text: Optional[str], overrides: list[str] = ()) -> RootConfig:
-    """Schema <- the root's job.yaml (its run, verify and metrics sections) <- overrides <- run.root."""
+def merge_root_config(root: str, job: Optional[dict], overrides: list[str] = ()) -> RootConfig:
+    """Schema <- the root's job.yaml (its run, verify and metrics sections, as
+    `jobs.store.runinfo.read_job` gives them) <- overrides <- run.root."""
     layers = []
-    if job_yaml_text is not None:
-        job = _parse_sections(lambda: OmegaConf.create(job_yaml_text), f"{root}/job.yaml", "restore or remove it")
-        layers.append(("job.yaml", OmegaConf.masked_copy(job, [f.name for f in fields(RootConfig) if f.name in job])))
+    if job is not None:
+        sections = {f.name: job[f.name] for f in fields(RootConfig) if f.name in job}
+        layers.append(("job.yaml", OmegaConf.create(sections)))
     layers += config_layers(list(overrides))
     layers.append(("the ROOT argument", OmegaConf.create({"run": {"root": root}})))
     config = _merge(RootConfig, layers)
@@ -258,9 +260,16 @@ def merge_root_config(root: str, job_yaml_text: Optional[str], overrides: list[s
 SANDBOX_MODES = ("auto", "bwrap", "rlimits")
 
 
+def verify_settings(config: VerifyConfig) -> VerifySettings:
+    """What the verifiers take of a verify section (the rest says where they run)."""
+    return VerifySettings(timeout_s=config.timeout_s, memory_mb=config.memory_mb, sandbox=config.sandbox)
+
+
 def check_verify_config(v: VerifyConfig) -> None:
     if v.workers is not None and v.workers < 1:
         raise ConfigError(f"config key 'verify.workers' is {v.workers}: it must be at least 1")
+    if v.max_unit_retries < 0:
+        raise ConfigError(f"config key 'verify.max_unit_retries' is {v.max_unit_retries}: it must be >= 0")
     if v.timeout_s <= 0:
         raise ConfigError(f"config key 'verify.timeout_s' is {v.timeout_s}: it must be > 0")
     if v.memory_mb < 64:

@@ -1,1 +1,1 @@
-"""metrics"""
+"""Metrics: estimators (pure, numpy), their numba kernels, and measuring a stored run into metrics.json."""

@@ -27,9 +27,6 @@ import math
 import numpy as np
 from numba import njit, prange
 
-NO_ANSWER = -1
-
-
 @njit(cache=True)
 def _log_comb(n, k):
     if k < 0 or k > n:

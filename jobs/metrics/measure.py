@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from jobs.config import MetricsConfig
 from jobs.errors import ConfigError
-from jobs.store.verified import Pool, VerifiedReader
+from jobs.store.verified import BATCH_ROWS, Pool, VerifiedReader
 from jobs.metrics.estimators import (
     best_of_k_curves, bootstrap_cis, default_draws, default_ks, difficulty_bins, difficulty_of, fit_scaling, pass_at_k,
     scaling_curve, votes_by_problem,
@@ -174,10 +174,12 @@ def cost_summary(tokens: int, n: np.ndarray, c: np.ndarray, model_params: int | 
     }
 
 
-def measure_run(store: RunStore, verifier_key: str, settings: MetricsConfig, model_params: int | None = None):
+def measure_run(store: RunStore, verifier_key: str, settings: MetricsConfig, model_params: int | None = None,
+                batch_rows: int = BATCH_ROWS):
     """The run's metrics as written to metrics.json, and the per-problem tables.
-    `model_params` (for FLOPs) is used where metrics.model_params is not set."""
-    reader = VerifiedReader(store, verifier_key, settings.score)
+    `model_params` (for FLOPs) is used where metrics.model_params is not set; `batch_rows`
+    bounds the samples read at once."""
+    reader = VerifiedReader(store, verifier_key, settings.score, batch_rows)
     ids, sizes = reader.problem_sizes()
     ks = choose_ks(sizes, settings.ks)
     draws = settings.draws or default_draws(len(ids))

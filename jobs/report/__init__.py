@@ -1,1 +1,1 @@
-"""report"""
+"""The run report: loading runs and their labels, the plots, the HTML page, and writing them through a store."""

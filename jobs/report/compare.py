@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from jobs.errors import StoreError
 from jobs.report.write import write_report
 from jobs.store.root import RunStore
-from jobs.usecases.sweep import point_root, read_sweep_points
+from jobs.store.sweep_root import point_root, read_sweep_points
 
 
 @dataclass

@@ -1,8 +1,10 @@
-"""The generation worker: one engine, units in, unit files out.
+"""Generating one work unit: the unit processor of the generation stage.
 
-A plain class, so a test can run it without Ray; `jobs.cluster.executor` places copies of it on the
-cluster as Ray actors. Samples go from the engine straight to the store: the driver gets back
-only a `UnitStats`.
+A `GenerationWorker` owns one engine (`workers.engine`); for a unit it reads the prompts of the
+unit's problems, samples them with the unit's seeds and writes the unit's sample file. A plain
+class, so a test can run it without Ray; `jobs.cluster` places copies of it on the cluster as
+Ray actors. Samples go from the engine straight to the store: the driver gets back only a
+`UnitStats`.
 """
 
 import os
@@ -12,9 +14,29 @@ from dataclasses import dataclass
 from jobs.store.failures import record_failures
 from jobs.problems.units import WorkUnit, problem_seed
 from jobs.store.root import RunStore
+from jobs.config import JobConfig
 from workers.engine import Engine, EngineSpec, Rejected
 from workers.samples import SAMPLES_SCHEMA, samples_table
 from workers.sampling import SamplingSpec
+
+
+def engine_spec(config: JobConfig) -> EngineSpec:
+    m = config.model
+    return EngineSpec(
+        model=m.path, revision=m.revision, dtype=m.dtype, max_model_len=m.max_model_len,
+        tensor_parallel_size=m.tensor_parallel_size, gpu_memory_utilization=m.gpu_memory_utilization,
+        kv_cache_memory_bytes=m.kv_cache_memory_bytes,
+        enforce_eager=m.enforce_eager, enable_prefix_caching=m.enable_prefix_caching,
+        engine_kwargs=dict(m.engine_kwargs),
+    )
+
+
+def sampling_spec(config: JobConfig) -> SamplingSpec:
+    s = config.sampling
+    return SamplingSpec(
+        temperature=s.temperature, top_p=s.top_p, top_k=s.top_k, min_p=s.min_p,
+        max_tokens=s.max_tokens, stop=tuple(s.stop), ignore_eos=s.ignore_eos,
+    )
 
 
 @dataclass(frozen=True)
@@ -25,6 +47,10 @@ class UnitTask:
     unit: WorkUnit
     sampling: SamplingSpec
     run_seed: int
+
+    @property
+    def unit_id(self) -> str:
+        return self.unit.unit_id
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,14 @@ file. A plain class: a test calls it directly; `jobs.cluster` runs copies of it 
 Nothing here imports vLLM or Ray: verification runs on machines without them.
 """
 
+import os
 import resource
 from collections import Counter
 from dataclasses import dataclass
 
 import pyarrow as pa
 
-from jobs.config import VerifyConfig
+from jobs.config import verify_settings  # noqa: F401 - the settings of a verify section, re-exported
 from jobs.errors import ConfigError
 from jobs.store.root import RunStore
 from verifiers import VERDICTS_SCHEMA, Verifier, get_verifier
@@ -43,10 +44,6 @@ def resolve_verifier(name: str) -> Verifier:
         return get_verifier(name)
     except KeyError as err:
         raise ConfigError(f"verify.verifier: {err.args[0]}") from None
-
-
-def verify_settings(config: VerifyConfig) -> VerifySettings:
-    return VerifySettings(timeout_s=config.timeout_s, memory_mb=config.memory_mb, sandbox=config.sandbox)
 
 
 def verifier_key(name: str, settings: VerifySettings) -> str:
@@ -108,8 +105,9 @@ class VerifyWorker:
         self._checkers: dict[str, Checker] = {}
         self._payloads: dict[tuple[str, str], dict] = {}  # (root, verifier) -> payloads
 
-    def ready(self) -> bool:
-        return True
+    def ready(self) -> int:
+        """The worker's process id (a dead worker is named by it)."""
+        return os.getpid()
 
     def _checker(self, verifier: Verifier, settings: VerifySettings, key: str) -> Checker:
         if key not in self._checkers:

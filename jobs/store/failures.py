@@ -7,6 +7,7 @@ does not exist, so a rerun tries it again). A unit that later succeeds replaces 
 
 import pyarrow as pa
 
+from jobs.store import layout
 from jobs.store.root import RunStore
 
 FAILURES_SCHEMA = pa.schema(
@@ -17,11 +18,8 @@ FAILURES_SCHEMA = pa.schema(
         pa.field("reason", pa.string(), nullable=False),
     ]
 )
-FOLDER = "failures"
-
-
 def failure_path(store: RunStore, unit_id: str) -> str:
-    return store.path(FOLDER, f"unit-{unit_id}.parquet")
+    return store.unit_file(layout.FAILURES, unit_id)
 
 
 def record_failures(store: RunStore, unit_id: str, rows: list[tuple[str | None, str, str]]) -> None:
@@ -37,6 +35,6 @@ def record_failures(store: RunStore, unit_id: str, rows: list[tuple[str | None, 
 
 def read_failures(store: RunStore) -> pa.Table:
     """Every failure of the run, units in id order."""
-    ids = sorted(store.unit_ids(FOLDER))
+    ids = sorted(store.unit_ids(layout.FAILURES))
     tables = [store.read_table(failure_path(store, u)) for u in ids]
     return pa.concat_tables(tables) if tables else FAILURES_SCHEMA.empty_table()

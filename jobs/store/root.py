@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs.errors import StoreError
+from jobs.store import layout
 
 TMP_PREFIX = ".tmp-"
 
@@ -45,27 +46,54 @@ class RunStore:
         protocol = self.fs.protocol
         return "file" in (protocol if isinstance(protocol, tuple) else (protocol,))
 
-    # Paths, relative to the filesystem (no protocol), as fsspec methods take them.
+    # Paths, relative to the filesystem (no protocol), as fsspec methods take them; names from
+    # `jobs.store.layout`, the one place that spells them.
     def path(self, *parts: str) -> str:
         return posixpath.join(self._base, *parts)
 
     @property
     def job_yaml(self) -> str:
-        return self.path("job.yaml")
+        return self.path(layout.JOB_YAML)
 
     @property
     def problems(self) -> str:
-        return self.path("problems.parquet")
+        return self.path(layout.PROBLEMS)
 
     @property
     def metrics_json(self) -> str:
-        return self.path("metrics.json")
+        return self.path(layout.METRICS_JSON)
+
+    @property
+    def progress_json(self) -> str:
+        return self.path(layout.PROGRESS)
+
+    @property
+    def sweep_yaml(self) -> str:
+        return self.path(layout.SWEEP_YAML)
+
+    @property
+    def report(self) -> str:
+        return self.path(layout.REPORT)
+
+    def metrics_table(self, name: str) -> str:
+        return self.path(layout.metrics_table(name))
+
+    def unit_file(self, folder: str, unit_id: str) -> str:
+        return self.path(layout.unit_file(folder, unit_id))
 
     def sample_unit(self, unit_id: str) -> str:
-        return self.path("samples", f"unit-{unit_id}.parquet")
+        return self.unit_file(layout.SAMPLES, unit_id)
 
     def verdict_unit(self, verifier_key: str, unit_id: str) -> str:
-        return self.path("verdicts", verifier_key, f"unit-{unit_id}.parquet")
+        return self.unit_file(layout.verdicts(verifier_key), unit_id)
+
+    def score_unit(self, scorer_key: str, unit_id: str) -> str:
+        return self.unit_file(layout.scores(scorer_key), unit_id)
+
+    def keys_under(self, folder: str, pattern: str = "*") -> list[str]:
+        """The sub-folder names of `folder` (verdicts/ or scores/) matching `pattern`, sorted."""
+        self.fs.invalidate_cache(self.path(folder))
+        return sorted(posixpath.basename(p) for p in self.fs.glob(self.path(folder, pattern)))
 
     def url(self, path: str) -> str:
         """A path of this store as a URL a user can paste (the protocol put back)."""
@@ -80,11 +108,9 @@ class RunStore:
         return self.fs.exists(path)
 
     def unit_ids(self, folder: str) -> set[str]:
-        """Ids of the complete unit files in `folder` (e.g. 'samples' or 'verdicts/<key>')."""
+        """Ids of the complete unit files in `folder` (e.g. layout.SAMPLES or layout.verdicts(key))."""
         self.fs.invalidate_cache(self.path(folder))
-        pattern = self.path(folder, "unit-*.parquet")
-        names = (posixpath.basename(p) for p in self.fs.glob(pattern))
-        return {name[len("unit-") : -len(".parquet")] for name in names}
+        return {layout.unit_id_of(p) for p in self.fs.glob(self.path(folder, layout.UNIT_GLOB))}
 
     def read_table(self, path: str, columns: list[str] | None = None) -> pa.Table:
         return pq.read_table(path, filesystem=self.fs, columns=columns)

@@ -14,8 +14,8 @@ from importlib import metadata
 import pyarrow as pa
 from omegaconf import OmegaConf
 
-from jobs.config import JobConfig, to_yaml
-from jobs.errors import ConfigError, TroopError
+from jobs.config import JobConfig, to_yaml, verify_settings
+from jobs.errors import ConfigError, StoreError, TroopError
 from jobs.store.root import RunStore
 
 # Config sections whose values change the samples; others (verify, metrics, cluster) never do.
@@ -68,7 +68,6 @@ def versions(config: JobConfig) -> dict:
 
 def sandbox_mode(config: JobConfig) -> str | None:
     """'bwrap' or 'rlimits' (the weaker fallback) when the run's verifier runs code, else None."""
-    from jobs.stages.verification import verify_settings
     from verifiers import VERIFIERS
 
     verifier = VERIFIERS.get(config.verify.verifier or "")
@@ -82,6 +81,24 @@ def job_yaml(config: JobConfig, segments: list[tuple[int, int]] | None = None) -
     segments = segments or [(0, config.sampling.n)]
     troop = {**versions(config), "sample_segments": [list(s) for s in segments]}
     return to_yaml(config) + OmegaConf.to_yaml({"troop": troop})
+
+
+def read_job(store: RunStore) -> dict | None:
+    """The root's job.yaml as plain data, or None where there is none (a pool made elsewhere):
+    the one place that reads it. A file that is not YAML mapping sections is a one-line error."""
+    try:
+        if not store.exists(store.job_yaml):
+            return None
+        text = store.read_text(store.job_yaml)
+    except Exception as err:  # every fsspec backend has its own errors
+        raise StoreError(f"{store.root} cannot be read ({type(err).__name__}: {err}): check the URL and credentials") from None
+    try:
+        job = OmegaConf.to_container(OmegaConf.create(text))
+    except Exception as err:  # yaml.YAMLError and OmegaConf's wrappers of it
+        raise ConfigError(f"{store.job_yaml} is not valid YAML ({str(err).strip().splitlines()[0]}): restore or remove it") from None
+    if not isinstance(job, dict):
+        raise ConfigError(f"{store.job_yaml} must hold a mapping of sections (run:, model:, ...): restore or remove it")
+    return job
 
 
 def sample_segments(job: dict) -> list[tuple[int, int]]:
@@ -112,8 +129,8 @@ def check_resumable(store: RunStore, config: JobConfig, problems: pa.Table) -> l
     """A root that already holds a run must get a config that gives the same samples, except
     for a larger sampling.n, which adds sample indices. Returns the sample segments to plan."""
     segments = [(0, config.sampling.n)]
-    if store.exists(store.job_yaml):
-        old = OmegaConf.to_container(OmegaConf.create(store.read_text(store.job_yaml)))
+    old = read_job(store)
+    if old is not None:
         new = OmegaConf.to_container(OmegaConf.create(to_yaml(config)))  # versions do not matter here
         old_n, new_n = int(old["sampling"]["n"]), config.sampling.n
         changed = [d for d in _differences(_sample_settings(old), _sample_settings(new)) if not d.startswith("sampling.n:")]

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from jobs.errors import ConfigError, StoreError
+from jobs.store import layout
 from jobs.store.root import RunStore
 
 BATCH_ROWS = 1_000_000
@@ -56,29 +57,29 @@ def unit_batches(units: list[str], max_rows: int = BATCH_ROWS) -> list[list[str]
 class VerifiedReader:
     """Reads a root's verdicts by one verifier joined to their samples, batch by batch."""
 
-    def __init__(self, store: RunStore, verifier_key: str, score: str | None):
-        self.store, self.score = store, score
-        self.folder = f"verdicts/{verifier_key}"
+    def __init__(self, store: RunStore, verifier_key: str, score: str | None, batch_rows: int = BATCH_ROWS):
+        self.store, self.score, self.batch_rows = store, score, batch_rows
+        self.folder = layout.verdicts(verifier_key)
         self.units = sorted(store.unit_ids(self.folder))
         if not self.units:
             raise StoreError(f"{store.root} has no {self.folder}/unit-*.parquet: run troop verify first")
-        missing = set(self.units) - store.unit_ids("samples")
+        missing = set(self.units) - store.unit_ids(layout.SAMPLES)
         if missing:
             raise StoreError(f"{store.root}: verdict units without samples ({sorted(missing)[0]}, ...): the root is not one run's")
         names = self._schema(self.folder).names
         self.verdict_columns = KEYS + ["passed"] + [c for c in ("answer",) if c in names]
         self.sample_columns = KEYS + ["num_tokens", "cumulative_logprob"]
         if score is not None:
-            (self.sample_columns if self._score_folder(score) == "samples" else self.verdict_columns).append(score)
+            (self.sample_columns if self._score_folder(score) == layout.SAMPLES else self.verdict_columns).append(score)
 
     def _schema(self, folder: str) -> pa.Schema:
-        with self.store.fs.open(self.store.path(folder, f"unit-{self.units[0]}.parquet"), "rb") as f:
+        with self.store.fs.open(self.store.unit_file(folder, self.units[0]), "rb") as f:
             return pq.read_schema(f)
 
     def _score_folder(self, score: str) -> str:
         """The folder whose files hold the numeric column `score`."""
         numeric = {}
-        for folder in ("samples", self.folder):
+        for folder in (layout.SAMPLES, self.folder):
             for f in self._schema(folder):
                 if pa.types.is_integer(f.type) or pa.types.is_floating(f.type):
                     numeric.setdefault(f.name, folder)
@@ -101,17 +102,17 @@ class VerifiedReader:
 
     def batches(self, max_rows: int | None = None):
         """Pools of whole problems, in unit order."""
-        for units in unit_batches(self.units, max_rows or BATCH_ROWS):
+        for units in unit_batches(self.units, max_rows or self.batch_rows):
             yield self._pool(pa.concat_tables(self._joined(u) for u in units))
 
     def _read(self, folder: str, unit: str, columns: list[str]) -> pa.Table:
-        return self.store.read_table(self.store.path(folder, f"unit-{unit}.parquet"), list(dict.fromkeys(columns)))
+        return self.store.read_table(self.store.unit_file(folder, unit), list(dict.fromkeys(columns)))
 
     def _joined(self, unit: str) -> pa.Table:
         """A unit's verdicts beside its samples: troop writes both in the same row order, so the
         join is a check of the keys; other writers get a real join, sorted for determinism."""
         verdicts = self._read(self.folder, unit, self.verdict_columns)
-        samples = self._read("samples", unit, self.sample_columns)
+        samples = self._read(layout.SAMPLES, unit, self.sample_columns)
         extra = [c for c in samples.column_names if c not in verdicts.column_names]
         if verdicts.select(KEYS).equals(samples.select(KEYS)):
             for name in extra:

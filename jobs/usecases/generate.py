@@ -7,20 +7,19 @@ from typing import Callable
 
 import pyarrow as pa
 
-from jobs.stages.generation import UnitStats, UnitTask
+from jobs.cluster.executor import UnitExecutor
+from jobs.cluster.pools import RAY, Cluster
 from jobs.config import JobConfig
-from jobs.errors import ProblemSetError
-from jobs.store.failures import record_failures
-from jobs.cluster.placement import PlacementSettings
-from jobs.problems.units import WorkUnit, plan_units
-from jobs.cluster.executor import GenerationPool, init_ray
-from jobs.usecases.progress import UnitProgress
-from jobs.store.runinfo import check_model_path, check_resumable, record_run
+from jobs.errors import ProblemSetError, TroopError
 from jobs.problems import load_problems
-from jobs.usecases.status import ProgressFile
+from jobs.problems.units import WorkUnit, plan_units
+from jobs.stages.generation import UnitStats, UnitTask, engine_spec, sampling_spec
+from jobs.store import layout
+from jobs.store.failures import record_failures
+from jobs.store.progress import ProgressFile
 from jobs.store.root import RunStore
-from workers.engine import EngineSpec
-from workers.sampling import SamplingSpec
+from jobs.store.runinfo import check_model_path, check_resumable, record_run
+from jobs.usecases.progress import UnitProgress
 
 log = logging.getLogger("troop")
 
@@ -35,25 +34,15 @@ class GenerateSummary:
     seconds: float
     rejected: int = 0  # problems whose prompt the engine refused (failures/)
     failed: dict = field(default_factory=dict)  # unit id -> (status, reason): no sample file
+    root: str = ""  # the run's root as a URL
 
-
-def engine_spec(config: JobConfig) -> EngineSpec:
-    m = config.model
-    return EngineSpec(
-        model=m.path, revision=m.revision, dtype=m.dtype, max_model_len=m.max_model_len,
-        tensor_parallel_size=m.tensor_parallel_size, gpu_memory_utilization=m.gpu_memory_utilization,
-        kv_cache_memory_bytes=m.kv_cache_memory_bytes,
-        enforce_eager=m.enforce_eager, enable_prefix_caching=m.enable_prefix_caching,
-        engine_kwargs=dict(m.engine_kwargs),
-    )
-
-
-def sampling_spec(config: JobConfig) -> SamplingSpec:
-    s = config.sampling
-    return SamplingSpec(
-        temperature=s.temperature, top_p=s.top_p, top_k=s.top_k, min_p=s.min_p,
-        max_tokens=s.max_tokens, stop=tuple(s.stop), ignore_eos=s.ignore_eos,
-    )
+    def check(self) -> None:
+        """A TroopError naming the units that failed every attempt, if any (the rest is done)."""
+        if self.failed:
+            unit_id, (status, reason) = next(iter(self.failed.items()))
+            more = f" and {len(self.failed) - 1} more" if len(self.failed) > 1 else ""
+            raise TroopError(f"unit {unit_id}{more} failed every attempt ({status}: {reason}); the rest of the run is done, "
+                             f"the failures are in {self.root}/failures/: rerun the same command to retry them")
 
 
 def open_run(config: JobConfig, required_columns: dict[str, str] | None = None) -> tuple[RunStore, pa.Table, list]:
@@ -75,7 +64,7 @@ def open_run(config: JobConfig, required_columns: dict[str, str] | None = None) 
 
 
 def pending_units(store: RunStore, units: list[WorkUnit]) -> list[WorkUnit]:
-    done = store.unit_ids("samples")
+    done = store.unit_ids(layout.SAMPLES)
     return [unit for unit in units if unit.unit_id not in done]
 
 
@@ -101,44 +90,39 @@ def plan_run(config: JobConfig, required_columns: dict[str, str] | None = None) 
     return RunPlan(config, store, problems, units, todo, segments)
 
 
-def generate(
-    config: JobConfig, pool: GenerationPool | None = None, required_columns: dict[str, str] | None = None,
-    plan: RunPlan | None = None,
-) -> GenerateSummary:
-    """Generate every missing unit of the run; `pool` lets several runs share engines; `plan`:
-    the run as the caller already planned it.
+def generate(config: JobConfig, pool: UnitExecutor | None = None, plan: RunPlan | None = None,
+             cluster: Cluster = RAY) -> GenerateSummary:
+    """`troop generate`: every missing unit of the run. `pool` lets several runs share engines;
+    `plan`: the run as the caller already planned it; `cluster`: where actors come from.
 
     Input errors (config, problems, model path, store) surface before anything is written, and
     the engines start before job.yaml, so a model that fails to load leaves no run behind.
     """
-    plan = plan or plan_run(config, required_columns)
+    plan = plan or plan_run(config)
     if pool is None and plan.todo:
-        init_ray(config.cluster.address, config.run.root, config.run.shared_filesystem)
-        with start_pool(config) as own:
+        cluster.connect(config.cluster.address, config.run.root, config.run.shared_filesystem)
+        with cluster.generation(config) as own:
             return execute(plan, own)
     return execute(plan, pool)
 
 
-def start_pool(config: JobConfig) -> GenerationPool:
-    c = config.cluster
-    return GenerationPool(engine_spec(config), c.num_workers, c.cpus_per_worker, c.max_unit_retries,
-                          placement=PlacementSettings(dict(c.resources), dict(c.label_selector)))
-
-
-def execute(plan: RunPlan, pool: GenerationPool | None, on_unit: Callable[[str], None] | None = None) -> GenerateSummary:
+def execute(plan: RunPlan, pool: UnitExecutor | None, on_unit: Callable[[str], None] | None = None) -> GenerateSummary:
     """Generate the plan's pending units on `pool`; `on_unit` sees each unit id as its file lands."""
     config = plan.config
-    if not plan.todo:
-        record_run(plan.store, config, plan.problems, plan.segments)
-        return GenerateSummary(len(plan.units), len(plan.units), [], 0, 0, 0.0)
-    if pool.spec != engine_spec(config):
-        raise ValueError(f"the pool's engine ({pool.spec}) is not the one the config asks for ({engine_spec(config)})")
+    if plan.todo and pool.stage.identity != engine_spec(config):
+        raise ValueError(f"the pool's engine ({pool.stage.identity}) is not the one the config asks for ({engine_spec(config)})")
     record_run(plan.store, config, plan.problems, plan.segments)
-    return _generate(pool, config, plan.store, plan.todo, len(plan.units), on_unit)
+    if not plan.todo:
+        summary = GenerateSummary(len(plan.units), len(plan.units), [], 0, 0, 0.0)
+    else:
+        summary = _generate(pool, config, plan.store, plan.todo, len(plan.units), on_unit)
+    summary.root = plan.store.url(plan.store.path())
+    return summary
 
 
-def _generate(pool, config, store, todo: list[WorkUnit], units_total: int, on_unit=None) -> GenerateSummary:
-    store.remove_stale_temporaries("samples")
+def _generate(pool: UnitExecutor, config: JobConfig, store: RunStore, todo: list[WorkUnit], units_total: int,
+              on_unit=None) -> GenerateSummary:
+    store.remove_stale_temporaries(layout.SAMPLES)
     tasks = [UnitTask(store, unit, sampling_spec(config), config.run.seed) for unit in todo]
     began = time.perf_counter()
     # The bar starts once the engines are up, so its rate and ETA are the steady state's.

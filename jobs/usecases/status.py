@@ -1,55 +1,28 @@
 """`troop status`: what a root holds, read from the store alone, for a running or a stopped run.
 
 Units done are the sample files; failed ones are in `failures/`; the units in flight are those
-the driver last said it had handed out (`progress.json`, rewritten as units are dispatched
-and land), shown with the time it said so, since a driver that was killed cannot update it.
+the driver last said it had handed out (`jobs.store.progress`), shown with the time it said so,
+since a driver that was killed cannot update it.
 """
 
 import json
-import time
-from datetime import datetime, timezone
 
-from omegaconf import OmegaConf
-
-from jobs.store.failures import read_failures
 from jobs.problems.units import plan_units
-from jobs.store.runinfo import sample_segments
+from jobs.store import layout
+from jobs.store.failures import read_failures
+from jobs.store.progress import read_progress
 from jobs.store.root import RunStore
-
-PROGRESS = "progress.json"
-PROGRESS_EVERY_S = 2.0  # at most one progress write per this many seconds (one PUT on S3)
-
-
-class ProgressFile:
-    """The driver's record of the units in flight: `dispatched`/`settled` as the pool works."""
-
-    def __init__(self, store: RunStore):
-        self.store, self.in_flight, self.written_at = store, set(), 0.0
-
-    def dispatched(self, unit_id: str) -> None:
-        self.in_flight.add(unit_id)
-        self._write()
-
-    def settled(self, unit_id: str) -> None:
-        self.in_flight.discard(unit_id)
-        self._write(force=not self.in_flight)
-
-    def _write(self, force: bool = False) -> None:
-        if not force and time.monotonic() - self.written_at < PROGRESS_EVERY_S:
-            return
-        self.written_at = time.monotonic()
-        state = {"updated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "in_flight": sorted(self.in_flight)}
-        self.store.write_text(self.store.path(PROGRESS), json.dumps(state) + "\n")
+from jobs.store.runinfo import read_job, sample_segments
 
 
 def _samples_lines(store: RunStore, done: set[str]) -> list[str]:
     failures = read_failures(store).to_pylist()
     failed_units = {f["unit_id"] for f in failures if f["problem_id"] is None} - done
     refused = [f for f in failures if f["problem_id"] is not None]
-    progress = json.loads(store.read_text(store.path(PROGRESS))) if store.exists(store.path(PROGRESS)) else None
+    progress = read_progress(store)
     in_flight = set(progress["in_flight"]) - done - failed_units if progress else set()
-    if store.exists(store.job_yaml) and store.exists(store.problems):
-        job = OmegaConf.to_container(OmegaConf.create(store.read_text(store.job_yaml)))
+    job = read_job(store)
+    if job is not None and store.exists(store.problems):
         n = int(job["sampling"]["n"])
         ids = store.read_table(store.problems, columns=["problem_id"])["problem_id"].to_pylist()
         planned = {u.unit_id for u in plan_units(ids, n, job["plan"]["samples_per_unit"], sample_segments(job))}
@@ -80,13 +53,11 @@ def _so_far(store: RunStore, done: set[str]) -> str:
 
 def run_status(store: RunStore) -> list[str]:
     lines = [f"root: {store.root}"]
-    done = store.unit_ids("samples")
+    done = store.unit_ids(layout.SAMPLES)
     lines += _samples_lines(store, done)
     lines.append(_so_far(store, done))
-    verdict_root = store.path("verdicts")
-    keys = sorted(p.rsplit("/", 1)[-1] for p in store.fs.glob(store.path("verdicts", "*"))) if store.exists(verdict_root) else []
-    for key in keys:
-        lines.append(f"verdicts {key}: {len(store.unit_ids(f'verdicts/{key}') & done)}/{len(done)} sample units")
+    for key in store.keys_under(layout.VERDICTS):
+        lines.append(f"verdicts {key}: {len(store.unit_ids(layout.verdicts(key)) & done)}/{len(done)} sample units")
     if store.exists(store.metrics_json):
         metrics = json.loads(store.read_text(store.metrics_json))
         curve = metrics.get("pass_at_k", {})

@@ -23,10 +23,10 @@ from typing import Any, Optional
 from omegaconf import OmegaConf
 
 from jobs.config import JobConfig, config_layers, merge_layers, read_config_file
-from jobs.errors import ConfigError, StoreError
+from jobs.errors import ConfigError
 from jobs.store.root import RunStore
+from jobs.store.sweep_root import is_sweep_root, point_root, read_sweep_points
 
-SWEEP_YAML = "sweep.yaml"
 SWEEP_SECTION = "sweep"
 
 
@@ -156,11 +156,6 @@ def point_names(axes: dict[str, list], combos: list[tuple]) -> list[str]:
     raise ConfigError(f"sweep axes {', '.join(axes)} give two points the same folder name: make their values differ")
 
 
-def point_root(sweep_root: str, name: str) -> str:
-    """A point's run root: its folder under the sweep's root (a path or any URL)."""
-    return f"{sweep_root.rstrip('/')}/{name}"
-
-
 def _file_layers(config_path: Optional[str]) -> tuple[list, dict[str, list]]:
     """The config file as a merge layer without its `sweep:` section, and that section's axes."""
     if config_path is None:
@@ -205,23 +200,8 @@ def write_sweep_yaml(sweep: Sweep) -> None:
     """`<sweep root>/sweep.yaml`: the points of this sweep after those an earlier sweep command
     listed there (a sweep extended by a new value keeps its old points in the comparison)."""
     store = sweep.store
-    earlier = read_sweep_points(store) if store.exists(store.path(SWEEP_YAML)) else []
+    earlier = read_sweep_points(store) if is_sweep_root(store) else []
     names = {p.name for p in sweep.points}
     points = [p for p in earlier if p["name"] not in names] + [{"name": p.name, "values": p.values} for p in sweep.points]
     listing = {"config": sweep.config_path, "overrides": list(sweep.overrides), "axes": sweep.axes, "points": points}
-    store.write_text(store.path(SWEEP_YAML), OmegaConf.to_yaml(OmegaConf.create(listing)))
-
-
-def read_sweep_points(store: RunStore) -> list[dict]:
-    """The points listed in a sweep root's sweep.yaml: [{"name": ..., "values": {...}}]."""
-    try:
-        listing = OmegaConf.to_container(OmegaConf.create(store.read_text(store.path(SWEEP_YAML))))
-        points = listing["points"]
-        assert isinstance(points, list) and all("name" in p for p in points)
-    except Exception as err:  # noqa: BLE001 - any malformation has the same fix
-        raise StoreError(f"{store.url(store.path(SWEEP_YAML))} is not a sweep listing ({type(err).__name__}): restore it or rerun troop sweep") from None
-    return points
-
-
-def is_sweep_root(store: RunStore) -> bool:
-    return store.exists(store.path(SWEEP_YAML))
+    store.write_text(store.sweep_yaml, OmegaConf.to_yaml(OmegaConf.create(listing)))

@@ -14,18 +14,21 @@ an unfinished one resumes unit by unit like a run.
 
 import logging
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Optional
 
 from omegaconf import OmegaConf
 
+from jobs.cluster.pools import RAY, Cluster
 from jobs.config import JobConfig
 from jobs.errors import TroopError
-from jobs.usecases.generate import RunPlan, engine_spec, plan_run, start_pool
-from jobs.cluster.executor import init_ray
-from jobs.usecases.run import verifier_columns
-from jobs.usecases.sweep import Point, Sweep, write_sweep_yaml
-from jobs.usecases.verify import unverified_units
+from jobs.stages.generation import engine_spec
 from jobs.stages.verification import verifier_key, verify_settings
+from jobs.store.root import RunStore
+from jobs.usecases.generate import RunPlan, plan_run
+from jobs.usecases.report import ReportResult, sweep_report_of
+from jobs.usecases.run import RunSummary, run, verifier_columns
+from jobs.usecases.sweep import Point, Sweep, load_sweep, write_sweep_yaml
+from jobs.usecases.verify import unverified_units
 
 log = logging.getLogger("troop")
 
@@ -37,6 +40,15 @@ class SweepSummary:
     failed: dict[str, str] = field(default_factory=dict)  # point name -> its error
     pools_started: int = 0
     engines_started: int = 0  # pools x actors: each actor loads the model once
+    points: dict[str, RunSummary] = field(default_factory=dict)  # point name -> its run, for the points run
+    report: ReportResult | None = None  # the comparison and its report, once any point is measured
+
+    def check(self) -> None:
+        """A TroopError naming the points that did not finish, if any (the others did)."""
+        if self.failed:
+            name, error = next(iter(self.failed.items()))
+            more = f" and {len(self.failed) - 1} more" if len(self.failed) > 1 else ""
+            raise TroopError(f"sweep point {name}{more} did not finish ({error})")
 
 
 def pool_key(config: JobConfig) -> tuple:
@@ -75,33 +87,56 @@ def plan_points(sweep: Sweep) -> dict[str, RunPlan]:
     return plans
 
 
-def run_sweep(sweep: Sweep, run_point: Callable[[JobConfig, object, RunPlan], None]) -> SweepSummary:
-    """Runs every unfinished point; `run_point(config, pool, plan)` is `troop run` on a given
-    pool with the point's plan (pool None: the point has nothing left to generate). A point whose `run_point` raises a
-    TroopError (a unit that failed every attempt, say) is reported and the sweep goes on."""
-    plans = plan_points(sweep)  # each point's store checked writable: the sweep root's too
-    write_sweep_yaml(sweep)
-    summary = SweepSummary()
-    for group in group_points(sweep.points):
-        todo = [p for p in group if not point_finished(plans[p.name])]
-        summary.skipped += [p.name for p in group if p not in todo]
-        if todo:
-            _run_group(todo, plans, run_point, summary)
+PointRunner = Callable[[JobConfig, object, RunPlan], Optional[RunSummary]]
+
+
+def sweep(config_path: Optional[str], overrides: list[str], cluster: Cluster = RAY,
+          on_point: Callable[[str, RunSummary], None] | None = None) -> SweepSummary:
+    """`troop sweep CONFIG key=a,b ...`: every unfinished point, then the comparison report.
+    `on_point(name, summary)` hears of each point as it finishes."""
+    grid = load_sweep(config_path, overrides)
+    summary = run_sweep(grid, cluster=cluster, on_point=on_point)
+    if summary.ran or summary.skipped:
+        store = grid.store
+        summary.report = sweep_report_of(store, RunStore(store.url(store.report), dict(grid.storage_options)))
     return summary
 
 
-def _run_group(points: list[Point], plans: dict[str, RunPlan], run_point, summary: SweepSummary) -> None:
+def run_sweep(grid: Sweep, run_point: PointRunner | None = None, cluster: Cluster = RAY,
+              on_point: Callable[[str, RunSummary], None] | None = None) -> SweepSummary:
+    """Runs every unfinished point; `run_point(config, pool, plan)` is `troop run` on a given
+    pool with the point's plan (pool None: the point has nothing left to generate). A point
+    whose run fails (a unit that failed every attempt, say) is reported and the sweep goes on."""
+    run_point = run_point or (lambda config, pool, plan: run(config, pool, plan, cluster))
+    plans = plan_points(grid)  # each point's store checked writable: the sweep root's too
+    write_sweep_yaml(grid)
+    summary = SweepSummary()
+    for group in group_points(grid.points):
+        todo = [p for p in group if not point_finished(plans[p.name])]
+        summary.skipped += [p.name for p in group if p not in todo]
+        if todo:
+            _run_group(todo, plans, run_point, summary, cluster, on_point)
+    return summary
+
+
+def _run_group(points: list[Point], plans: dict[str, RunPlan], run_point: PointRunner, summary: SweepSummary,
+               cluster: Cluster, on_point) -> None:
     pool = None
     try:
         for point in points:
             if pool is None and plans[point.name].todo:
-                init_ray(point.config.cluster.address, point.config.run.root, point.config.run.shared_filesystem)
-                pool = start_pool(point.config)
+                cluster.connect(point.config.cluster.address, point.config.run.root, point.config.run.shared_filesystem)
+                pool = cluster.generation(point.config)
                 summary.pools_started += 1
                 summary.engines_started += pool.num_workers
             log.info("sweep point %s", point.name)
             try:
-                run_point(point.config, pool, plans[point.name])
+                result = run_point(point.config, pool, plans[point.name])
+                if result is not None:
+                    summary.points[point.name] = result
+                    if on_point is not None:
+                        on_point(point.name, result)
+                    result.check()
             except TroopError as err:
                 log.error("sweep point %s: %s", point.name, err)
                 summary.failed[point.name] = str(err)

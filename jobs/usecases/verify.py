@@ -11,11 +11,14 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from jobs.cluster.executor import UnitExecutor
+from jobs.cluster.pools import RAY, Cluster
 from jobs.config import VerifyConfig
-from jobs.errors import StoreError
+from jobs.errors import StoreError, TroopError
 from jobs.stages.verification import (
     VerifyStats, VerifyTask, payloads_of, resolve_verifier, verifier_key, verify_settings,
 )
+from jobs.store import layout
 from jobs.store.root import RunStore
 from verifiers import Verifier
 from verifiers.registry import VerifySettings
@@ -31,9 +34,17 @@ class VerifySummary:
     statuses: Counter = field(default_factory=Counter)
     seconds: float = 0.0
     worker_peak_rss_mb: float = 0.0  # the largest peak resident memory any verification worker reported
-    during_generation: int = 0  # units verified before the last sample unit landed (troop run)
     gold_self_check: tuple[int, int] | None = None  # (gold answers that verify as themselves, all)
-    failed: dict = field(default_factory=dict)  # unit id -> reason: no verdict file (killed every worker)
+    failed: dict = field(default_factory=dict)  # unit id -> (status, reason): no verdict file (failed every attempt)
+
+    def check(self, root: str) -> None:
+        """A TroopError naming the units whose verification failed every attempt, if any."""
+        if self.failed:
+            unit_id, (status, reason) = next(iter(self.failed.items()))
+            raise TroopError(
+                f"verifying unit {unit_id} failed every attempt ({status}: {reason}) and {len(self.failed) - 1} other "
+                f"unit(s) likewise; the rest of {root} is verified: rerun troop verify {root} to retry them"
+            )
 
     def add(self, stats: VerifyStats) -> None:
         self.units += 1
@@ -49,10 +60,9 @@ def stored_verifier_key(store: RunStore, name: str, config: VerifyConfig) -> str
     one folder of that verifier that the root holds (verified elsewhere, e.g. with another
     sandbox mode); several candidates must be told apart by settings."""
     key = verifier_key(name, verify_settings(config))
-    if store.unit_ids(f"verdicts/{key}"):
+    if store.unit_ids(layout.verdicts(key)):
         return key
-    found = sorted(p.rsplit("/", 1)[-1] for p in store.fs.glob(store.path("verdicts", f"{name}-*")))
-    found = [k for k in found if store.unit_ids(f"verdicts/{k}")]
+    found = [k for k in store.keys_under(layout.VERDICTS, f"{name}-*") if store.unit_ids(layout.verdicts(k))]
     if len(found) == 1:
         return found[0]
     if not found:
@@ -104,31 +114,30 @@ def prepare_verification(config: VerifyConfig, problems: pa.Table, where: str) -
 def unverified_units(store: RunStore, key: str, sample_units: set[str] | None = None) -> list[str]:
     """Sample units without a verdict file for `key`, in order."""
     if sample_units is None:
-        sample_units = store.unit_ids("samples")
-    return sorted(sample_units - store.unit_ids(f"verdicts/{key}"))
+        sample_units = store.unit_ids(layout.SAMPLES)
+    return sorted(sample_units - store.unit_ids(layout.verdicts(key)))
 
 
-def verify_run(store: RunStore, config: VerifyConfig, pool=None, shared_filesystem: bool = False) -> VerifySummary:
-    """`troop verify`: verdicts for every sample unit that has none for this verifier's key."""
-    from jobs.cluster.executor import init_ray
-    from jobs.cluster.verify_pool import start_verify_pool
-
+def verify_run(store: RunStore, config: VerifyConfig, pool: UnitExecutor | None = None, shared_filesystem: bool = False,
+               cluster: Cluster = RAY) -> VerifySummary:
+    """`troop verify`: verdicts for every sample unit that has none for this verifier's key,
+    on `pool` if given, else on a verification pool of its own from `cluster`."""
     key = verifier_key(config.verifier, verify_settings(config))
-    sample_units = store.unit_ids("samples")
+    sample_units = store.unit_ids(layout.SAMPLES)
     if not sample_units:
         raise StoreError(f"{store.root} has no samples/unit-*.parquet: generate first (troop generate)")
     todo = unverified_units(store, key, sample_units)
     if not todo:
         return VerifySummary(key)
     job = prepare_verification(config, store.read_table(store.problems), store.problems)
-    store.remove_stale_temporaries(f"verdicts/{key}")
+    store.remove_stale_temporaries(layout.verdicts(key))
     began = time.perf_counter()
     tasks = [job.task(store, unit_id) for unit_id in todo]
     if pool is not None:
-        pool.run(tasks, job.summary.add, job.summary.failed.__setitem__)
+        job.summary.failed.update(pool.run(tasks, job.summary.add).failed)
     else:
-        init_ray(None, store.root, shared_filesystem)  # a local Ray, or the cluster RAY_ADDRESS names
-        with start_verify_pool(config) as own:
-            own.run(tasks, job.summary.add, job.summary.failed.__setitem__)
+        cluster.connect(None, store.root, shared_filesystem)  # a local Ray, or the cluster RAY_ADDRESS names
+        with cluster.verification(config) as own:
+            job.summary.failed.update(own.run(tasks, job.summary.add).failed)
     job.summary.seconds = time.perf_counter() - began
     return job.summary

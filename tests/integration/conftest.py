@@ -4,7 +4,7 @@
 import pytest
 
 from jobs.config import JobConfig, merge_config
-from jobs.cluster.executor import GenerationPool
+from jobs.cluster.pools import generation_pool
 from workers.engine import EngineSpec
 
 # vLLM's own test runner uses a small max_model_len and enforce_eager=True.
@@ -29,7 +29,7 @@ def ray_session():
 @pytest.fixture(scope="session")
 def pool(ray_session, tiny_model):
     spec = EngineSpec(model=tiny_model, dtype="float32", max_model_len=256, enforce_eager=True)
-    with GenerationPool(spec, num_workers=1) as shared:
+    with generation_pool(spec, num_workers=1) as shared:
         yield shared
 
 

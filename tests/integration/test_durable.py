@@ -1,5 +1,5 @@
 """Durable runs: `troop run` killed with SIGKILL while it generates, then run again with the
-same config (through the command's own code, `jobs.cli.main.run_config`, on the session's engine),
+same config (through the command's own use case, `jobs.usecases.run.run`, on the session's engine),
 ends with the pool and verdicts of an uninterrupted run, row for row and text for text; on a
 local root and on S3 (a moto server on loopback).
 
@@ -27,7 +27,8 @@ import psutil
 import pyarrow as pa
 import pytest
 
-from jobs.cli.main import main, run_config
+from jobs.cli.main import main
+from jobs.usecases.run import run
 from jobs.config import merge_config
 from jobs.usecases.run import generate_and_verify
 from jobs.store.root import RunStore
@@ -129,13 +130,13 @@ def kill_after_first_unit(args, env, cwd, store: RunStore) -> set[str]:
     return at_kill
 
 
-def resume(pool, config_file: str, root: str, storage: list[str], capsys, caplog) -> str:
-    """The same run again to its end, through `troop run`'s own code (jobs.cli.main.run_config) on the
-    session's engine (a second engine start would double the test's time); its log and output."""
-    capsys.readouterr()
+def resume(pool, config_file: str, root: str, storage: list[str], caplog):
+    """The same run again to its end, through `troop run`'s own use case (jobs.usecases.run.run) on
+    the session's engine (a second engine start would double the test's time); its summary and log."""
     with caplog.at_level(logging.INFO, logger="troop"):
-        run_config(merge_config(config_file, [f"run.root={root}", *storage]), pool)
-    return caplog.text + capsys.readouterr().out
+        summary = run(merge_config(config_file, [f"run.root={root}", *storage]), pool)
+    summary.check()
+    return summary, caplog.text
 
 
 def killed_and_resumed(store: RunStore, config_file: str, env: dict, cwd, pool, capsys, caplog,
@@ -152,11 +153,12 @@ def killed_and_resumed(store: RunStore, config_file: str, env: dict, cwd, pool, 
     print(f"{store.root}: {len(at_kill)} units at the kill, {len(samples_before)} when the killed run's "
           f"last process had exited, {len(verdicts_before)} with verdicts")
     assert 1 <= len(samples_before) < UNITS, f"the kill came too late to test a resume: {len(samples_before)} units"
-    output = resume(pool, config_file, store.root, list(storage), capsys, caplog)
+    summary, output = resume(pool, config_file, store.root, list(storage), caplog)
     done = len(samples_before)
     assert re.search(rf"run {re.escape(store.root)}: {UNITS} units, {done} already done", output), output[-3000:]
-    assert f"generated {UNITS - done} of {UNITS} units ({done} already done)" in output
-    assert f"verified {UNITS - len(verdicts_before)} units with {KEY}" in output
+    generated = summary.generated
+    assert (len(generated.generated), generated.units_total, generated.units_skipped) == (UNITS - done, UNITS, done)
+    assert (summary.verified.units, summary.verified.verifier_key) == (UNITS - len(verdicts_before), KEY)
     for unit, modified in samples_before.items():  # skipped, not written again
         assert store.fs.modified(store.sample_unit(unit)) == modified
     return samples_before, verdicts_before, output

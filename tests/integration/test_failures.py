@@ -15,7 +15,7 @@ from jobs.stages.generation import GenerationWorker, UnitStats, UnitTask
 from jobs.store.failures import read_failures
 from jobs.usecases.generate import generate
 from jobs.problems.units import WorkUnit
-from jobs.cluster.executor import GenerationPool
+from jobs.cluster.pools import generation_pool
 from jobs.store.root import RunStore
 from workers.engine import EngineSpec
 from workers.sampling import SamplingSpec
@@ -55,7 +55,7 @@ def scripted(base: type, marker_dir: str, result):
 def scripted_pool(ray_session, tmp_path):
     def make(retries: int = 2, workers: int = 2):
         # A sliver of a CPU each: the session's engine actor may hold one of the two.
-        return GenerationPool(EngineSpec(model="scripted"), num_workers=workers, cpus_per_worker=0.01,
+        return generation_pool(EngineSpec(model="scripted"), num_workers=workers, cpus_per_worker=0.01,
                               max_unit_retries=retries,
                               worker_class=scripted(GenerationWorker, str(tmp_path), lambda unit: UnitStats(unit, 1, 1, 0.0)))
 
@@ -141,15 +141,15 @@ def test_prompts_the_engine_refuses_are_recorded_and_the_rest_sampled(pool, make
 
 def test_a_dead_verification_worker_is_replaced_and_its_unit_redone(ray_session, tmp_path):
     from jobs.stages.verification import VerifyStats, VerifyTask, VerifyWorker
-    from jobs.cluster.verify_pool import VerifyPool
+    from jobs.cluster.pools import verification_pool
 
     worker = scripted(VerifyWorker, str(tmp_path), lambda unit: VerifyStats(unit, 1, 1, {"pass": 1}, 1))
     (tmp_path / "die-once-u1").touch()
     (tmp_path / "die-u2").touch()
     store = RunStore(str(tmp_path / "run"))
     tasks = [VerifyTask(store, f"u{i}", "numeric", None) for i in range(4)]
-    done, failed = [], {}
-    with VerifyPool(workers=1, worker_class=worker) as pool:
-        pool.run(tasks, lambda stats: done.append(stats.unit_id), failed.__setitem__)
+    done = []
+    with verification_pool(workers=1, worker_class=worker) as pool:
+        failed = pool.run(tasks, lambda stats: done.append(stats.unit_id)).failed
     assert sorted(done) == ["u0", "u1", "u3"]
-    assert list(failed) == ["u2"]
+    assert list(failed) == ["u2"] and failed["u2"][0] == "worker_died"

@@ -1,5 +1,5 @@
 """Placement against a real Ray that declares GPUs it does not have (`ray.init(num_gpus=4)`):
-the placement groups, bundles, assigned resources and clean-up that `GenerationPool` makes for
+the placement groups, bundles, assigned resources and clean-up that `generation_pool` makes for
 tensor parallelism, with scripted workers instead of engines (no GPU here to load one). The
 requests themselves are unit-tested in tests/unit/test_placement.py; this checks Ray takes them.
 
@@ -15,7 +15,7 @@ import json, os, ray
 ray.init(num_cpus=4, num_gpus=4, resources={"island": 2}, labels={"zone": "a"}, include_dashboard=False,
          log_to_driver=False)
 from jobs.cluster.placement import PlacementSettings
-from jobs.cluster.executor import GenerationPool
+from jobs.cluster.pools import generation_pool
 from jobs.errors import TroopError
 from workers.engine import EngineSpec, engine_args
 
@@ -43,18 +43,18 @@ def states():
 
 out = {}
 settings = PlacementSettings({"island": 1}, {"zone": "a"})
-pool = GenerationPool(EngineSpec(model="m", tensor_parallel_size=2), None, 1.0, worker_class=Worker, placement=settings)
+pool = generation_pool(EngineSpec(model="m", tensor_parallel_size=2), None, 1.0, worker_class=Worker, placement=settings)
 out["tp2_workers"] = pool.num_workers
 out["tp2_info"] = ray.get([a.info.remote() for a in pool.actors])
 out["tp2_strategies"] = sorted(v["strategy"] for v in ray.util.placement_group_table().values())
 pool.shutdown()
 out["after_shutdown"] = states()
-single = GenerationPool(EngineSpec(model="m"), None, 1.0, worker_class=Worker)
+single = generation_pool(EngineSpec(model="m"), None, 1.0, worker_class=Worker)
 out["tp1_workers"] = single.num_workers
 out["tp1_info"] = ray.get(single.actors[0].info.remote())
 single.shutdown()
 try:
-    GenerationPool(EngineSpec(model="m", tensor_parallel_size=8), None, 1.0, worker_class=Worker)
+    generation_pool(EngineSpec(model="m", tensor_parallel_size=8), None, 1.0, worker_class=Worker)
 except TroopError as err:
     out["tp8_error"] = str(err)
 print("RESULT " + json.dumps(out))

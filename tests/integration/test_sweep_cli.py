@@ -16,7 +16,8 @@ import pytest
 from jobs.config import merge_config
 from jobs.usecases.generate import generate
 from jobs.store.root import RunStore
-from jobs.usecases.sweep import load_sweep, read_sweep_points
+from jobs.store.sweep_root import read_sweep_points
+from jobs.usecases.sweep import load_sweep
 from verifiers import get_verifier
 
 KEY = get_verifier("numeric").key()
@@ -119,11 +120,11 @@ class SessionPool:
         pass
 
 
-def test_a_rerun_skips_finished_points_and_regenerates_a_lost_unit(swept, pool, monkeypatch):
+def test_a_rerun_skips_finished_points_and_regenerates_a_lost_unit(swept, pool):
     """The rerun goes through `troop sweep`'s own code in this process, on the session's engine
     (a second engine start would double the test's time); the sweep's pool count is its own."""
+    from jobs.cluster.pools import Cluster
     from jobs.usecases import sweep_run
-    from jobs.cli.main import run_config
 
     sweep, _ = swept
     lost = RunStore(sweep.points[3].config.run.root)
@@ -133,11 +134,11 @@ def test_a_rerun_skips_finished_points_and_regenerates_a_lost_unit(swept, pool, 
     os.remove(lost.sample_unit(unit))
     os.remove(lost.verdict_unit(KEY, unit))
     session = SessionPool(pool)
-    monkeypatch.setattr(sweep_run, "start_pool", session.start)
-    summary = sweep_run.run_sweep(load_sweep(sweep.config_path, AXES), run_config)
+    cluster = Cluster(connect=lambda *args: None, generation=session.start)
+    summary = sweep_run.run_sweep(load_sweep(sweep.config_path, AXES), cluster=cluster)
     assert (summary.ran, summary.skipped, summary.failed) == ([NAMES[3]], NAMES[:3], {})
     assert session.started == summary.pools_started == 1
     assert lost.read_table(lost.sample_unit(unit)).equals(before)
     assert {p.name: os.path.getmtime(RunStore(p.config.run.root).metrics_json) for p in sweep.points[:3]} == others
-    again = sweep_run.run_sweep(load_sweep(sweep.config_path, AXES), run_config)
+    again = sweep_run.run_sweep(load_sweep(sweep.config_path, AXES), cluster=cluster)
     assert (again.ran, again.skipped, again.pools_started, session.started) == ([], NAMES, 0, 1)

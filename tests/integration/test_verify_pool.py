@@ -1,6 +1,7 @@
 """The verification pool on a local Ray: `troop run` verifies while it generates, and
 `troop verify` works offline on a pool another tool wrote, without vLLM."""
 
+import glob
 import os
 import subprocess
 import sys
@@ -20,9 +21,11 @@ def test_run_verifies_units_while_it_generates(pool, make_config):
     generated, verified = generate_and_verify(config, pool)
     assert (len(generated.generated), generated.samples) == (12, 96)
     assert (verified.units, verified.samples) == (12, 96)
-    assert verified.during_generation >= 1  # verdicts landed before the last sample unit
     root = config.run.root
     [key] = os.listdir(os.path.join(root, "verdicts"))
+    last_sample = max(os.path.getmtime(p) for p in glob.glob(os.path.join(root, "samples", "unit-*.parquet")))
+    first_verdict = min(os.path.getmtime(p) for p in glob.glob(os.path.join(root, "verdicts", key, "unit-*.parquet")))
+    assert first_verdict < last_sample  # verdicts landed before the last sample unit
     assert key == get_verifier("numeric").key()
     assert len(os.listdir(os.path.join(root, "verdicts", key))) == 12
     again, nothing = generate_and_verify(config, pool)

@@ -5,6 +5,7 @@ import os
 from dataclasses import is_dataclass
 
 import pytest
+import yaml
 from omegaconf import OmegaConf
 
 from jobs.config import JobConfig, RootConfig, merge_config, merge_root_config, to_yaml
@@ -210,23 +211,23 @@ troop:
 
 
 def test_root_config_takes_run_and_verify_from_job_yaml():
-    config = merge_root_config("/new/root", JOB_YAML)
+    config = merge_root_config("/new/root", yaml.safe_load(JOB_YAML))
     assert isinstance(config, RootConfig)
     assert (config.run.seed, config.run.storage_options, config.verify.verifier) == (7, {"anon": True}, "numeric")
 
 
 def test_root_config_ignores_the_other_sections_of_job_yaml():
     """model, sampling and troop hold keys RootConfig does not know: no error."""
-    assert not hasattr(merge_root_config("/new/root", JOB_YAML), "model")
+    assert not hasattr(merge_root_config("/new/root", yaml.safe_load(JOB_YAML)), "model")
 
 
 def test_root_config_overrides_win_over_job_yaml():
-    config = merge_root_config("/new/root", JOB_YAML, ["run.seed=9", "verify.verifier=other"])
+    config = merge_root_config("/new/root", yaml.safe_load(JOB_YAML), ["run.seed=9", "verify.verifier=other"])
     assert (config.run.seed, config.verify.verifier) == (9, "other")
 
 
 def test_root_argument_wins_over_job_yaml_and_overrides():
-    assert merge_root_config("/new/root", JOB_YAML, ["run.root=/elsewhere"]).run.root == "/new/root"
+    assert merge_root_config("/new/root", yaml.safe_load(JOB_YAML), ["run.root=/elsewhere"]).run.root == "/new/root"
 
 
 def test_root_config_without_job_yaml_is_the_schema_defaults():
@@ -246,9 +247,16 @@ def test_root_config_refuses_a_job_key_without_suggesting_that_same_key():
     assert "did you mean 'sampling.n'" not in message
 
 
-def test_root_config_with_a_corrupt_job_yaml_is_a_config_error():
-    message = str(pytest.raises(ConfigError, merge_root_config, "/r", "run: [\n", []).value)
+def test_a_corrupt_job_yaml_is_a_config_error(tmp_path):
+    from jobs.store.root import RunStore
+    from jobs.store.runinfo import read_job
+
+    store = RunStore(str(tmp_path))
+    store.write_text(store.job_yaml, "run: [\n")
+    message = str(pytest.raises(ConfigError, read_job, store).value)
     assert "job.yaml" in message and "\n" not in message
+    store.write_text(store.job_yaml, "- a list\n")
+    assert "mapping" in str(pytest.raises(ConfigError, read_job, store).value)
 
 
 # Every shipped config merges into a valid JobConfig (torchtune tests its recipes' configs so).

@@ -3,7 +3,6 @@ failures files, and the command's exit when a unit failed every attempt."""
 
 import pytest
 
-from jobs.cli.main import check_failed_units
 from jobs.errors import TroopError
 from jobs.store.failures import read_failures, record_failures
 from jobs.usecases.generate import GenerateSummary
@@ -67,7 +66,8 @@ def test_failure_files_record_replace_and_clear(tmp_path):
 
 
 def test_a_failed_unit_fails_the_command_naming_it():
-    summary = GenerateSummary(4, 0, ["a", "b"], 10, 10, 1.0, failed={"u3": ("worker_died", "killed"), "u4": ("error", "x")})
+    summary = GenerateSummary(4, 0, ["a", "b"], 10, 10, 1.0, failed={"u3": ("worker_died", "killed"), "u4": ("error", "x")},
+                              root="/run")
     with pytest.raises(TroopError, match=r"unit u3 and 1 more failed every attempt \(worker_died: killed\).*/run/failures/"):
-        check_failed_units(summary, "/run")
-    check_failed_units(GenerateSummary(1, 0, ["a"], 1, 1, 1.0), "/run")  # nothing failed: no error
+        summary.check()
+    GenerateSummary(1, 0, ["a"], 1, 1, 1.0, root="/run").check()  # nothing failed: no error

@@ -261,8 +261,8 @@ def test_units_batch_by_whole_problems():
     assert unit_batches(["b", "a"], max_rows=1) == [["a", "b"]]  # not troop's names: one batch
 
 
-def test_metrics_do_not_depend_on_batching_or_row_order(tmp_path, monkeypatch):
-    import jobs.store.verified
+def test_metrics_do_not_depend_on_batching_or_row_order(tmp_path):
+    from jobs.store.verified import VerifiedReader
 
     rng = np.random.default_rng(1)
     big = {f"p{i}": [(str(rng.integers(0, 4)), 5, float(-rng.random())) for _ in range(40)] for i in range(3)}
@@ -271,9 +271,8 @@ def test_metrics_do_not_depend_on_batching_or_row_order(tmp_path, monkeypatch):
     settings = MetricsConfig(ks=[1, 7, 40], draws=300)
     whole, _, _ = measure_run(store, KEY, settings)
     assert whole["ci"]["stderr"]["weighted_at_k"]["7"] > 0  # Monte Carlo values: seeds must match too
-    monkeypatch.setattr(jobs.store.verified, "BATCH_ROWS", 1)  # one batch per problem
-    assert len(list(jobs.store.verified.VerifiedReader(store, KEY, None).batches())) == 3
-    assert measure_run(store, KEY, settings)[0] == whole
+    assert len(list(VerifiedReader(store, KEY, None, batch_rows=1).batches())) == 3  # one batch per problem
+    assert measure_run(store, KEY, settings, batch_rows=1)[0] == whole
     for unit in store.unit_ids(f"verdicts/{KEY}"):  # verdict rows in another order than samples: a real join
         table = store.read_table(store.verdict_unit(KEY, unit))
         store.write_table(store.verdict_unit(KEY, unit), table.take(rng.permutation(table.num_rows)))

@@ -1,4 +1,4 @@
-"""jobs.report.write: five PNGs and an index.html from one or several run roots, through any store."""
+"""jobs.report: five PNGs and an index.html from one or several run roots, through any store."""
 
 import io
 import json
@@ -13,11 +13,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from jobs.errors import StoreError
-from jobs.report.write import PLOTS, config_labels, load_runs, plot_tokens, root_names, write_report
+from jobs.report.plots import PLOTS, plot_tokens
+from jobs.report.runs import config_labels, load_runs, root_names
+from jobs.report.write import write_report
 from jobs.store.root import RunStore
 
+from doubles import KS, fake_counts, fake_metrics, pass_at
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-KS = [1, 2, 4, 8, 16]
 JOB_YAML = """run:
   root: {root}
   seed: 0
@@ -35,56 +38,6 @@ problems:
 verify:
   verifier: numeric
 """
-
-
-def pass_at(n: int, c: int, k: int) -> float:
-    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
-
-
-def fake_counts(temperature: float, problems: int = 120, n: int = 16) -> np.ndarray:
-    """Pass counts of problems whose pass probabilities spread from hopeless to easy."""
-    rng = np.random.default_rng(int(temperature * 100))
-    p = rng.beta(0.4 + temperature, 1.2, size=problems) * (rng.random(problems) > 0.15)
-    return rng.binomial(n, p)
-
-
-def fake_metrics(c: np.ndarray, n: int, temperature: float) -> dict:
-    """metrics.json in the shape the metrics step writes, from pass counts (other selection
-    curves made up below coverage: the report only draws them)."""
-    per_k = {k: np.array([pass_at(n, int(ci), k) for ci in c]) for k in KS}
-    cov = {str(k): float(v.mean()) for k, v in per_k.items()}
-    half = {str(k): 1.96 * float(v.std()) / math.sqrt(c.size) for k, v in per_k.items()}
-    below = lambda share: {k: cov["1"] + share * (v - cov["1"]) for k, v in cov.items()}  # noqa: E731
-    curves = {"pass_at_k": cov, "majority_at_k": below(0.3), "best_of_k": below(0.2), "weighted_at_k": below(0.4)}
-    ci = {name: {k: [v - half[k], min(1.0, v + half[k])] for k, v in values.items()} for name, values in curves.items()}
-    b, log_minus_a = np.polyfit(np.log(KS), np.log(-np.log(list(cov.values()))), 1)
-    a = -math.exp(log_minus_a)
-    forecast = {str(k): math.exp(a * k**b) for k in (32, 64, 160)}
-    tokens = int(c.size * n * (30 + 20 * temperature))
-    return {
-        "verifier": "numeric-163ad047a0",
-        "score": "mean_logprob",
-        **curves,
-        "ci": {**ci, "stderr": {"majority_at_k": {k: 0.0 for k in cov}}},
-        "fit": {"a": a, "b": float(b), "rmse": 0.01, "points": len(KS), "forecast": forecast},
-        "cost": {"tokens": tokens, "tokens_per_problem": tokens / c.size, "tokens_per_sample": tokens / (c.size * n),
-                 "tokens_per_solved_problem": tokens / max(1, int((c > 0).sum())), "model_params": 1_200_000,
-                 "flops_per_token": 2_400_000},
-        "difficulty": fake_difficulty(c, n),
-        "counts": {"problems": int(c.size), "samples": int(c.size * n), "passed": int(c.sum()),
-                   "tokens": tokens, "problems_solved": int((c > 0).sum())},
-    }
-
-
-def fake_difficulty(c: np.ndarray, n: int) -> dict:
-    edges = [0.0, 0.05, 0.2, 0.5, 0.8, 1.0]
-    rate, bins = c / n, []
-    for low, high in zip(edges, edges[1:]):
-        chosen = c[(rate > low) & (rate <= high)]
-        curve = {str(k): float(np.mean([pass_at(n, int(x), k) for x in chosen])) for k in KS} if chosen.size else {}
-        label = f"({low}, {high}]"
-        bins.append({"label": label, "low": low, "high": high, "problems": int(chosen.size), "pass_at_k": curve})
-    return {"never_solved": float(np.mean(c == 0)), "always_solved": float(np.mean(c == n)), "bins": bins}
 
 
 def make_root(path, temperature: float = 0.2, model: str = "tiny-llama") -> RunStore:

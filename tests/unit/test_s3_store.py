@@ -12,8 +12,7 @@ import pyarrow as pa
 import pytest
 import s3fs
 
-import jobs.cluster.executor
-import jobs.cluster.verify_pool
+from doubles import inline_cluster
 from jobs.cli.main import main
 from jobs.errors import StoreError
 from jobs.problems.units import unit_id
@@ -225,41 +224,18 @@ def test_generate_and_run_refuse_an_unreachable_endpoint(command, config_file, s
 # The root commands on a pool in the bucket.
 
 
-class InlineVerifyPool:
-    """VerifyPool's interface with one VerifyWorker in this process: verify without Ray."""
-
-    def __init__(self, workers=None, placement=None):
-        self.worker = VerifyWorker()
-
-    def run(self, tasks, on_done, on_failed=None):
-        for task in tasks:
-            on_done(self.worker.run_unit(task))
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.worker.close()
-
-
-@pytest.fixture
-def no_ray(monkeypatch):
-    monkeypatch.setattr(jobs.cluster.executor, "init_ray", lambda *args: None)
-    monkeypatch.setattr(jobs.cluster.verify_pool, "VerifyPool", InlineVerifyPool)
-
-
-def test_verify_metrics_report_on_an_s3_root(store, s3_endpoint, no_ray, monkeypatch, capsys):
+def test_verify_metrics_report_on_an_s3_root(store, s3_endpoint, monkeypatch, capsys):
     """Endpoint from the environment, as a user of AWS or of a compatible store sets it."""
     write_foreign_pool(store)
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
     root = store.root
-    assert main(["verify", root, "verify.verifier=exact"]) == 0
+    assert main(["verify", root, "verify.verifier=exact"], inline_cluster()) == 0
     out = capsys.readouterr().out
     assert "verified 2 units with exact-" in out
     assert "12 samples (12 distinct), 4 passed (fail 6, no_answer 2, pass 4)" in out
     [key] = [p.rsplit("/", 1)[-1] for p in raw_fs(s3_endpoint).ls(store.path("verdicts"))]
     assert store.unit_ids(f"verdicts/{key}") == set(UNITS)
-    assert main(["verify", root, "verify.verifier=exact"]) == 0
+    assert main(["verify", root, "verify.verifier=exact"], inline_cluster()) == 0
     assert "verified 0 units" in capsys.readouterr().out
 
     assert main(["metrics", root, "verify.verifier=exact"]) == 0
@@ -275,20 +251,20 @@ def test_verify_metrics_report_on_an_s3_root(store, s3_endpoint, no_ray, monkeyp
     assert store.exists(store.path("plots", "index.html")) and store.exists(store.path("plots", "coverage.png"))
 
 
-def test_report_goes_to_root_slash_report_on_s3(store, s3_endpoint, no_ray, monkeypatch, tmp_path, capsys):
+def test_report_goes_to_root_slash_report_on_s3(store, s3_endpoint, monkeypatch, tmp_path, capsys):
     write_foreign_pool(store)
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
     monkeypatch.chdir(tmp_path)  # a report written locally by mistake would land here, not in the repo
-    assert main(["verify", store.root, "verify.verifier=exact"]) == 0
+    assert main(["verify", store.root, "verify.verifier=exact"], inline_cluster()) == 0
     assert main(["metrics", store.root, "verify.verifier=exact"]) == 0
     assert main(["report", store.root]) == 0
     assert f"report: {store.root}/report/index.html" in capsys.readouterr().out
     assert store.exists(store.path("report", "index.html"))
 
 
-def test_verify_and_metrics_with_the_endpoint_in_storage_options(store, s3_endpoint, no_ray, capsys):
+def test_verify_and_metrics_with_the_endpoint_in_storage_options(store, s3_endpoint, capsys):
     write_foreign_pool(store)
     option = f"run.storage_options.endpoint_url={s3_endpoint}"
-    assert main(["verify", store.root, "verify.verifier=exact", option]) == 0
+    assert main(["verify", store.root, "verify.verifier=exact", option], inline_cluster()) == 0
     assert main(["metrics", store.root, "verify.verifier=exact", option]) == 0
     assert json.loads(store.read_text(store.metrics_json))["counts"]["passed"] == 4

@@ -1,6 +1,7 @@
 """`troop submit` without a cluster: what it ships (runtime_env, staged files), the command the
 cluster runs, the refusal of a local root on several nodes, and the commands' arguments."""
 
+import io
 import os
 import shlex
 import subprocess
@@ -9,10 +10,11 @@ from types import SimpleNamespace
 
 import pytest
 
+from jobs.cli.cluster import follow_log
 from jobs.cli.main import build_parser
 from jobs.errors import ConfigError, TroopError
 from jobs.cluster.reach import check_root_reachable
-from jobs.cluster.submit import (
+from jobs.usecases.submit import (
     check_reach,
     check_succeeded,
     connect,
@@ -208,14 +210,20 @@ class ScriptedClient:
         yield "line 2\n"
 
 
-def test_follow_prints_the_log_and_waits_for_the_final_status(capsys):
-    assert follow(ScriptedClient(["RUNNING", "RUNNING", "SUCCEEDED"]), "raysubmit_1") == "SUCCEEDED"
+def test_follow_writes_the_log_to_the_stream_and_waits_for_the_final_status():
+    log = io.StringIO()
+    assert follow(ScriptedClient(["RUNNING", "RUNNING", "SUCCEEDED"]), "raysubmit_1", log) == "SUCCEEDED"
+    assert log.getvalue() == "line 1\nline 2\n"
+
+
+def test_the_logs_command_prints_the_log_as_it_comes(capsys):
+    assert follow_log(ScriptedClient(["RUNNING", "SUCCEEDED"]), "raysubmit_1") == "SUCCEEDED"
     assert capsys.readouterr().out == "line 1\nline 2\n"
 
 
 def test_ctrl_c_while_following_leaves_the_job_running_and_says_how_to_stop_it(capsys):
     with pytest.raises(SystemExit) as stopped:
-        follow(ScriptedClient(["RUNNING"], interrupt=True), "raysubmit_1")
+        follow_log(ScriptedClient(["RUNNING"], interrupt=True), "raysubmit_1")
     assert stopped.value.code == 130
     err = capsys.readouterr().err
     assert "job raysubmit_1, which keeps running" in err and "troop stop raysubmit_1" in err
@@ -251,16 +259,12 @@ def test_a_bad_config_fails_before_the_cluster_is_asked():
     assert "did you mean 'sampling.temperature'" in result.stderr and "127.0.0.1:9" not in result.stderr
 
 
-def test_the_driver_refuses_a_local_root_on_several_nodes(monkeypatch, tmp_path):
+def test_the_driver_refuses_a_local_root_on_several_nodes(tmp_path):
     """The same check where the driver joins the cluster (a run started on a head by hand)."""
-    import ray
+    from jobs.cluster.session import check_driver_reach
 
-    from jobs.cluster import executor as pool
-    from jobs.cluster.placement import Node
-
-    monkeypatch.setattr(ray, "is_initialized", lambda: True)
-    monkeypatch.setattr(pool, "cluster_nodes", lambda: [Node({"CPU": 8}), Node({"CPU": 8, "GPU": 1})])
+    two_nodes = lambda: 2  # noqa: E731
     with pytest.raises(ConfigError, match="the cluster has 2 nodes"):
-        pool.init_ray("auto", str(tmp_path / "run"), shared_filesystem=False)
-    pool.init_ray("auto", str(tmp_path / "run"), shared_filesystem=True)
-    pool.init_ray("auto", "s3://bucket/run")
+        check_driver_reach(str(tmp_path / "run"), False, two_nodes)
+    check_driver_reach(str(tmp_path / "run"), True, two_nodes)
+    check_driver_reach("s3://bucket/run", False, two_nodes)

@@ -9,10 +9,12 @@ from omegaconf import OmegaConf
 from jobs.usecases import sweep_run
 from jobs.cli.main import main
 from jobs.report.compare import common_k, comparison_rows, write_sweep_report
+from doubles import fake_counts, fake_metrics
+from jobs.cluster.pools import Cluster
 from jobs.errors import ConfigError, StoreError, TroopError
 from jobs.store.root import RunStore
-from jobs.usecases.sweep import (SWEEP_YAML, is_sweep, load_sweep, point_names, read_sweep_points, split_overrides,
-                        split_values, write_sweep_yaml)
+from jobs.store.sweep_root import read_sweep_points
+from jobs.usecases.sweep import is_sweep, load_sweep, point_names, split_overrides, split_values, write_sweep_yaml
 
 
 @pytest.fixture
@@ -114,7 +116,7 @@ def test_sweep_yaml_keeps_earlier_points(base):
     write_sweep_yaml(first)
     write_sweep_yaml(load_sweep(base, ["sampling.temperature=1.0,1.2"]))
     assert [p["name"] for p in read_sweep_points(first.store)] == ["temperature=0.6", "temperature=1.0", "temperature=1.2"]
-    listing = OmegaConf.load(first.store.path(SWEEP_YAML))
+    listing = OmegaConf.load(first.store.sweep_yaml)
     assert listing.axes == {"sampling.temperature": [1.0, 1.2]} and listing.config == base
 
 
@@ -131,11 +133,12 @@ class FakePool:
         self.closed = True
 
 
+FAKE_CLUSTER = Cluster(connect=lambda *args: None, generation=FakePool)
+
+
 @pytest.fixture
-def fake_pools(monkeypatch):
+def fake_pools():
     FakePool.started = []
-    monkeypatch.setattr(sweep_run, "start_pool", FakePool)
-    monkeypatch.setattr(sweep_run, "init_ray", lambda *args: None)
     return FakePool.started
 
 
@@ -146,14 +149,14 @@ def test_points_sharing_an_engine_share_one_pool(base, tmp_path, tiny_model, fak
     shutil.copytree(tiny_model, other)
     sweep = load_sweep(base, [f"model.path={tiny_model},{other}", "sampling.temperature=0.6,1.0"])
     calls = []
-    summary = sweep_run.run_sweep(sweep, lambda config, pool, plan: calls.append((config.run.root, pool)))
+    summary = sweep_run.run_sweep(sweep, lambda config, pool, plan: calls.append((config.run.root, pool)), FAKE_CLUSTER)
     assert len(fake_pools) == 2 and all(p.closed for p in fake_pools)
     assert (summary.pools_started, summary.engines_started) == (2, 2)
     by_pool = [[root.rsplit("/", 1)[-1] for root, pool in calls if pool is p] for p in fake_pools]
     assert by_pool == [["path=tiny-llama,temperature=0.6", "path=tiny-llama,temperature=1.0"],
                        ["path=other-model,temperature=0.6", "path=other-model,temperature=1.0"]]
     assert summary.ran == [name for names in by_pool for name in names]
-    assert RunStore(sweep.root).exists(RunStore(sweep.root).path(SWEEP_YAML))
+    assert RunStore(sweep.root).exists(RunStore(sweep.root).sweep_yaml)
 
 
 def test_a_failing_point_does_not_stop_the_sweep(base, fake_pools):
@@ -163,7 +166,7 @@ def test_a_failing_point_does_not_stop_the_sweep(base, fake_pools):
         if config.sampling.temperature == 0.8:
             raise TroopError("unit 0000 failed every attempt")
 
-    summary = sweep_run.run_sweep(sweep, run_point)
+    summary = sweep_run.run_sweep(sweep, run_point, FAKE_CLUSTER)
     assert summary.ran == ["temperature=0.6", "temperature=1.0"]
     assert summary.failed == {"temperature=0.8": "unit 0000 failed every attempt"}
     assert len(fake_pools) == 1
@@ -172,7 +175,7 @@ def test_a_failing_point_does_not_stop_the_sweep(base, fake_pools):
 def test_a_bad_point_fails_before_any_pool_starts(base, tmp_path, fake_pools):
     sweep = load_sweep(base, [f"model.path={tmp_path / 'missing'},{tmp_path / 'missing2'}"])
     with pytest.raises(TroopError, match=r"sweep point path=missing: model.path=.* does not exist"):
-        sweep_run.run_sweep(sweep, lambda config, pool, plan: None)
+        sweep_run.run_sweep(sweep, lambda config, pool, plan: None, FAKE_CLUSTER)
     assert fake_pools == [] and not (tmp_path / "sweep").exists()
 
 
@@ -194,13 +197,11 @@ def test_a_sweep_report_of_unmeasured_points_says_so(base):
     sweep = load_sweep(base, ["sampling.temperature=0.6,1.0"])
     write_sweep_yaml(sweep)
     with pytest.raises(StoreError, match="no point of the sweep"):
-        write_sweep_report(sweep.store, RunStore(sweep.store.path("report")))
+        write_sweep_report(sweep.store, RunStore(sweep.store.report))
     assert main(["report", sweep.root, sweep.points[0].config.run.root]) == 2
 
 
 def test_troop_report_of_a_sweep_root(base, capsys):
-    from test_report import fake_counts, fake_metrics  # the report tests' metrics.json maker
-
     sweep = load_sweep(base, ["sampling.temperature=0.6,1.0"])
     write_sweep_yaml(sweep)
     point = sweep.points[1]

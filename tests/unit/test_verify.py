@@ -13,6 +13,7 @@ from jobs.metrics.measure import measure_run, write_metrics
 from jobs.store.verified import VerifiedReader
 from jobs.store.root import RunStore
 from jobs.config import VerifyConfig
+from doubles import InlineExecutor
 from jobs.usecases.verify import gold_self_check, verify_run
 from jobs.stages.verification import VerifyWorker, resolve_verifier, verify_settings
 from verifiers import VERDICTS_SCHEMA, get_verifier
@@ -21,19 +22,8 @@ from workers.samples import SAMPLES_SCHEMA
 KEY = get_verifier("numeric").key()
 
 
-class InlinePool:
-    """The verification pool's interface, one VerifyWorker in this process (no Ray)."""
-
-    def __init__(self):
-        self.worker = VerifyWorker()
-
-    def run(self, tasks, on_done, on_failed=None):
-        for task in tasks:
-            on_done(self.worker.run_unit(task))
-
-
 def verify(store, verifier="numeric", **settings):
-    return verify_run(store, VerifyConfig(verifier=verifier, **settings), pool=InlinePool())
+    return verify_run(store, VerifyConfig(verifier=verifier, **settings), pool=InlineExecutor(VerifyWorker()))
 PROBLEMS = pa.table({"problem_id": ["a", "b", "c"], "prompt": ["A?", "B?", "C?"], "answer": ["3", "10", "5"]})
 # unit id -> (problem_id, sample_idx, text, num_tokens)
 UNITS = {

@@ -1,10 +1,10 @@
-"""`troop submit`, `troop jobs`, `troop logs`, `troop stop`: the driver as a job on a Ray cluster,
-through the cluster's Ray Jobs API (its dashboard, http://HEAD:8265).
+"""A config as a job on a Ray cluster, through the cluster's Ray Jobs API (its dashboard,
+http://HEAD:8265): checking and staging it, connecting, submitting, following its log, stopping it.
+The `troop submit`, `jobs`, `logs` and `stop` commands are a thin command-line layer over this.
 
-`troop submit CONFIG [key=value ...]` checks the config here first, so that a typo fails before
-anything is uploaded, then submits `python -m jobs run CONFIG [...]` (or `sweep`, when the
-arguments describe one) with a runtime_env that ships what the cluster cannot read from this
-machine:
+A submission checks the config here first, so that a typo fails before anything is uploaded,
+then submits `python -m jobs run CONFIG [...]` (or `sweep`, when the arguments describe one)
+with a runtime_env that ships what the cluster cannot read from this machine:
 - the code: the packages `jobs`, `workers` and `verifiers`, from wherever this process imports
   them (a checkout or an installed troop), as `py_modules`;
 - a `working_dir` holding the config file, and the problems file when `problems.path` is a local
@@ -16,8 +16,8 @@ to their own directory are made absolute here: `run.root`, and `model.path` wher
 folder. The model itself is not shipped: `model.path` must be a Hub id or a path on the cluster's
 nodes. The run's root must be reachable from every node (jobs.cluster.reach).
 
-An explicit `--address` wins over RAY_ADDRESS and RAY_API_SERVER_ADDRESS (Ray itself lets those
-override an address given in code); without one, Ray resolves the address as `ray job` does.
+An explicit address (`--address`) wins over RAY_ADDRESS and RAY_API_SERVER_ADDRESS (Ray itself
+lets those override an address given in code); without one, Ray resolves the address as `ray job` does.
 """
 
 import asyncio
@@ -26,13 +26,12 @@ import os
 import re
 import shlex
 import shutil
-import sys
 import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
+from typing import TextIO
 
 from jobs.config import ClusterConfig, JobConfig, merge_config
 from jobs.errors import ConfigError, TroopError
@@ -234,7 +233,25 @@ def check_reach(submission: Submission, nodes: int) -> None:
     check_root_reachable(job.root, nodes, all(c.run.shared_filesystem for c in job.configs))
 
 
-def _job_info(client, job_id: str):
+def submit(config_path: str, overrides: list[str], address: str | None) -> tuple[object, str, Submission]:
+    """Check the arguments (before the cluster is asked), connect, check that every node reaches
+    the root, and submit the job: (the JobSubmissionClient, the job's submission id, the submission)."""
+    with tempfile.TemporaryDirectory(prefix="troop-submit-") as staging:
+        submission = prepare_submission(config_path, overrides, Path(staging))
+        client = connect(address)
+        check_reach(submission, alive_nodes(client.get_address()))
+        try:  # uploads the working_dir and py_modules before it returns
+            job_id = client.submit_job(
+                entrypoint=submission.entrypoint,
+                runtime_env=submission.runtime_env,
+                metadata={"troop": submission.command, "config": config_path},
+            )
+        except RuntimeError as err:
+            raise TroopError(f"{client.get_address()} refused the job ({_first_line(err)})") from None
+    return client, job_id, submission
+
+
+def job_info(client, job_id: str):
     try:
         return client.get_job_info(job_id)
     except RuntimeError as err:  # the job server answers 404 for an unknown id
@@ -244,32 +261,25 @@ def _job_info(client, job_id: str):
 def wait_for_end(client, job_id: str, timeout: float = 60.0) -> str:
     """The job's status once it is terminal (the log stream can close just before it is)."""
     deadline = time.monotonic() + timeout
-    status = str(_job_info(client, job_id).status.value)
+    status = str(job_info(client, job_id).status.value)
     while status not in TERMINAL and time.monotonic() < deadline:
         time.sleep(0.5)
-        status = str(_job_info(client, job_id).status.value)
+        status = str(job_info(client, job_id).status.value)
     return status
 
 
-async def _print_log_stream(client, job_id: str) -> None:
+async def _copy_log_stream(client, job_id: str, log: TextIO) -> None:
     async for chunk in client.tail_job_logs(job_id):
-        sys.stdout.write(chunk)
-        sys.stdout.flush()
+        log.write(chunk)
+        log.flush()
 
 
-def follow(client, job_id: str) -> str:
-    """Print the job's log as it comes until the job ends; its final status. Ctrl-C stops
-    following, not the job: exit 130 after saying how to follow or stop it."""
-    _job_info(client, job_id)  # an unknown id fails here, in one line
+def follow(client, job_id: str, log: TextIO) -> str:
+    """Write the job's log to `log` as it comes until the job ends; its final status. A Ctrl-C
+    (KeyboardInterrupt) goes to the caller: it stops following, not the job."""
+    job_info(client, job_id)  # an unknown id fails here, in one line
     try:
-        asyncio.run(_print_log_stream(client, job_id))
-    except KeyboardInterrupt:
-        print(
-            f"troop: stopped following job {job_id}, which keeps running on the cluster: "
-            f"troop logs {job_id} --follow to follow it again, troop stop {job_id} to stop it",
-            file=sys.stderr,
-        )
-        raise SystemExit(130) from None
+        asyncio.run(_copy_log_stream(client, job_id, log))
     except RuntimeError as err:  # the stream closed before the job ended (a restarted dashboard, a network cut)
         raise TroopError(
             f"the log of job {job_id} stopped coming ({_first_line(err)}); the job may still run: "
@@ -282,123 +292,28 @@ def check_succeeded(client, job_id: str, status: str) -> None:
     """A job that did not succeed fails the command, naming its status and Ray's reason."""
     if status == "SUCCEEDED":
         return
-    info = _job_info(client, job_id)
+    info = job_info(client, job_id)
     reason = f" ({info.message.strip().splitlines()[0]})" if info.message and info.message.strip() else ""
     raise TroopError(f"job {job_id} {status}{reason}: its whole log is in troop logs {job_id}")
 
 
-def _address_option(parser) -> None:
-    parser.add_argument(
-        "--address",
-        help="the cluster's dashboard, e.g. http://HEAD:8265 (default: RAY_ADDRESS, else a local Ray)",
-    )
+def job_log(client, job_id: str) -> str:
+    """The job's whole log so far."""
+    job_info(client, job_id)  # an unknown id fails here, in one line
+    return client.get_job_logs(job_id)
 
 
-# The commands.
+def submitted_jobs(client) -> list:
+    """The cluster's submitted jobs, oldest first. Drivers that were not submitted (a plain
+    `troop run` on the cluster) have no submission id: logs and stop do not apply to them."""
+    return sorted((j for j in client.list_jobs() if j.submission_id), key=lambda j: j.start_time or 0)
 
 
-def _console():
-    from jobs.cli.main import out  # jobs.cli.main imports this module to register the commands
-
-    return out
-
-
-def cmd_submit(args) -> None:
-    out = _console()
-    with tempfile.TemporaryDirectory(prefix="troop-submit-") as staging:
-        submission = prepare_submission(args.config, args.overrides, Path(staging))
-        client = connect(args.address)
-        check_reach(submission, alive_nodes(client.get_address()))
-        try:  # uploads the working_dir and py_modules before it returns
-            job_id = client.submit_job(
-                entrypoint=submission.entrypoint,
-                runtime_env=submission.runtime_env,
-                metadata={"troop": submission.command, "config": args.config},
-            )
-        except RuntimeError as err:
-            raise TroopError(f"{client.get_address()} refused the job ({_first_line(err)})") from None
-    out.print(f"submitted job {job_id} to {client.get_address()}: troop {submission.command} {args.config}")
-    if args.no_wait:
-        out.print(f"follow it with troop logs {job_id} --follow; stop it with troop stop {job_id}")
-        return
-    out.print("following its log (Ctrl-C stops following, not the job):")
-    _end_of(client, job_id)
-
-
-def _end_of(client, job_id: str) -> None:
-    """Follow a job to its end, print its status; a job that did not succeed fails the command."""
-    status = follow(client, job_id)
-    _console().print(f"job {job_id} {status}")
-    check_succeeded(client, job_id, status)
-
-
-def _started(details) -> str:
-    if not details.start_time:
-        return "-"
-    return datetime.fromtimestamp(details.start_time / 1000).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def cmd_jobs(args) -> None:
-    from rich.table import Table
-
-    client = connect(args.address)
-    # Drivers that were not submitted (a plain `troop run` on the cluster) have no submission id:
-    # logs and stop do not apply to them.
-    submitted = sorted((j for j in client.list_jobs() if j.submission_id), key=lambda j: j.start_time or 0)
-    if not submitted:
-        _console().print(f"no submitted jobs on {client.get_address()}")
-        return
-    table = Table(caption=f"jobs on {client.get_address()}, oldest first")
-    table.add_column("submission id", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("started", no_wrap=True)
-    table.add_column("entrypoint", overflow="fold")
-    for details in submitted:
-        table.add_row(details.submission_id, str(details.status.value), _started(details), details.entrypoint)
-    _console().print(table)
-
-
-def cmd_logs(args) -> None:
-    client = connect(args.address)
-    if args.follow:
-        _end_of(client, args.job_id)
-        return
-    _job_info(client, args.job_id)
-    sys.stdout.write(client.get_job_logs(args.job_id))
-    sys.stdout.flush()
-
-
-def cmd_stop(args) -> None:
-    client = connect(args.address)
-    status = str(_job_info(client, args.job_id).status.value)
+def stop(client, job_id: str) -> tuple[bool, str]:
+    """Stop the job unless it has ended: (whether it was still running, its status then, waiting
+    up to a minute for a stopped job to end)."""
+    status = str(job_info(client, job_id).status.value)
     if status in TERMINAL:
-        _console().print(f"job {args.job_id} had already ended: {status}")
-        return
-    client.stop_job(args.job_id)
-    status = wait_for_end(client, args.job_id)
-    if status in TERMINAL:
-        _console().print(f"job {args.job_id} {status}")
-    else:
-        _console().print(f"job {args.job_id} is still {status} after a minute; troop jobs shows when it ends")
-
-
-def add_submit_commands(commands) -> None:
-    """`submit`, `jobs`, `logs` and `stop` as subcommands of the `troop` parser."""
-    submit = commands.add_parser("submit", help="run a config (or a sweep) as a job on a Ray cluster")
-    _address_option(submit)
-    submit.add_argument("--no-wait", action="store_true", help="print the job id and return without following its log")
-    submit.add_argument("config", help="a YAML config, e.g. conf/demo.yaml")
-    submit.add_argument("overrides", nargs="*", help="key=value (key=a,b for a sweep), e.g. sampling.n=64")
-    submit.set_defaults(func=cmd_submit)
-    listing = commands.add_parser("jobs", help="the jobs submitted to a Ray cluster")
-    _address_option(listing)
-    listing.set_defaults(func=cmd_jobs)
-    logs = commands.add_parser("logs", help="a submitted job's log")
-    _address_option(logs)
-    logs.add_argument("job_id", metavar="JOB", help="the submission id troop submit printed")
-    logs.add_argument("-f", "--follow", action="store_true", help="follow the log until the job ends; exit nonzero unless it succeeded")
-    logs.set_defaults(func=cmd_logs)
-    stop = commands.add_parser("stop", help="stop a submitted job")
-    _address_option(stop)
-    stop.add_argument("job_id", metavar="JOB", help="the submission id troop submit printed")
-    stop.set_defaults(func=cmd_stop)
+        return False, status
+    client.stop_job(job_id)
+    return True, wait_for_end(client, job_id)

@@ -1,0 +1,110 @@
+"""What the `troop` commands print: the use cases' summaries as lines and tables."""
+
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+# Long lines and tables stay whole in logs and pipes (rich assumes 80 columns there).
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+
+
+def print_generate(summary) -> None:
+    rate = summary.tokens / summary.seconds if summary.seconds else 0.0
+    out.print(
+        f"generated {len(summary.generated)} of {summary.units_total} units "
+        f"({summary.units_skipped} already done): {summary.samples:,} samples, "
+        f"{summary.tokens:,} tokens, {rate:,.0f} tokens/s"
+    )
+    if summary.rejected:
+        out.print(f"{summary.rejected} problem(s) without samples: the engine refused their prompt (reasons in failures/)")
+
+
+def print_verify(summary) -> None:
+    if summary.gold_self_check is not None:
+        agree, total = summary.gold_self_check
+        share = agree / total if total else 1.0
+        out.print(f"gold self-check: {agree:,} of {total:,} gold answers verify as themselves ({share:.1%})")
+    if not summary.units:
+        out.print(f"verified 0 units with {summary.verifier_key}: every unit already has its verdicts")
+        return
+    rate = summary.samples / summary.seconds if summary.seconds else 0.0
+    statuses = ", ".join(f"{k} {v:,}" for k, v in sorted(summary.statuses.items()))
+    out.print(
+        f"verified {summary.units} units with {summary.verifier_key}: {summary.samples:,} samples "
+        f"({summary.checked:,} distinct), {summary.passed:,} passed ({statuses}), {rate:,.0f} samples/s"
+    )
+
+
+def _with_interval(metrics: dict, name: str, k: str) -> str:
+    value = metrics.get(name, {}).get(k)
+    if value is None:
+        return "-"
+    low, high = metrics["ci"][name][k]
+    error = metrics["ci"].get("stderr", {}).get(name, {}).get(k)
+    mc = f" ±{error:.4f}" if error else ""  # a Monte Carlo standard error, where not exact
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]{mc}"
+
+
+def print_metrics(result) -> None:
+    metrics = result.metrics
+    counts, cost = metrics["counts"], metrics["cost"]
+    out.print(
+        f"metrics by {metrics['verifier']}: {counts['problems']} problems, {counts['samples']:,} samples, "
+        f"{counts['problems_solved']} solved at least once; {cost['tokens_per_sample']:,.1f} tokens per sample"
+    )
+    if counts.get("problems_refused"):
+        out.print(f"{counts['problems_refused']} problem(s) have no samples (the engine refused their prompt, see failures/) and are not in these numbers")
+    table = Table(caption=f"95% bootstrap intervals over problems; best-of-k and weighted by {metrics['score']}")
+    names = [("pass_at_k", "pass@k"), ("majority_at_k", "maj@k"), ("best_of_k", "best-of-k"), ("weighted_at_k", "weighted@k")]
+    table.add_column("k", justify="right")
+    for name, title in names:
+        if name in metrics:
+            table.add_column(title, justify="right")
+    for k in metrics["pass_at_k"]:
+        table.add_row(k, *(_with_interval(metrics, name, k) for name, _ in names if name in metrics))
+    out.print(table)
+    fit = metrics["fit"]
+    if fit.get("forecast"):
+        forecast = ", ".join(f"pass@{k} {v:.3f}" for k, v in fit["forecast"].items())
+        out.print(f"fit exp({fit['a']:.3f} k^{fit['b']:.3f}), rmse {fit['rmse']:.4f}; forecast (extrapolated): {forecast}")
+    out.print(f"metrics: {result.where}")
+
+
+def print_run(summary) -> None:
+    print_generate(summary.generated)
+    if summary.verified is not None:
+        print_verify(summary.verified)
+    out.print(f"run: {summary.root}")
+    if summary.metrics is not None:
+        print_metrics(summary.metrics)
+    if summary.report is not None:
+        out.print(f"report: {summary.report}")
+
+
+def print_comparison(result) -> None:
+    table = Table(caption=f"pass@{result.k}: the largest k every point measured")
+    for title in ("point", "samples", "pass@1", f"pass@{result.k}", "tokens per solved problem"):
+        table.add_column(title, justify="left" if title == "point" else "right")
+    show = lambda value, digits: "-" if value is None else format(value, digits)  # noqa: E731
+    for r in result.rows:
+        table.add_row(r.name, f"{r.samples:,}", show(r.pass_at_1, ".3f"), show(r.pass_at_k, ".3f"),
+                      show(r.tokens_per_solved_problem, ",.1f"))
+    out.print(table)
+    if result.missing:
+        out.print(f"not measured yet: {', '.join(result.missing)}")
+
+
+def print_report(result) -> None:
+    if result.rows or result.missing:
+        print_comparison(result)
+    out.print(f"report: {result.index}")
+
+
+def print_sweep(summary) -> None:
+    out.print(
+        f"sweep: {len(summary.ran)} point(s) run, {len(summary.skipped)} already done, {len(summary.failed)} failed; "
+        f"{summary.engines_started} engine start(s) in {summary.pools_started} pool(s)"
+    )
+    if summary.report is not None:
+        print_report(summary.report)

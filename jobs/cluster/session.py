@@ -1,0 +1,45 @@
+"""The driver's Ray session: connecting (or starting a local Ray) and reading the live nodes."""
+
+import logging
+from typing import Callable
+
+from jobs.cluster.placement import Node, alive_nodes
+from jobs.cluster.reach import check_root_reachable
+from jobs.errors import TroopError
+
+
+def init_ray(address: str | None, root: str | None = None, shared_filesystem: bool = False) -> None:
+    """Connect to `address` (an existing cluster), or start a local Ray; once per process.
+    With `root`: refuse a local root that the cluster's other nodes cannot reach (jobs.cluster.reach)."""
+    import ray
+
+    if not ray.is_initialized():
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=True, logging_level=logging.WARNING)
+        except ConnectionError as err:
+            raise TroopError(f"cluster.address={address} cannot be reached ({err}): is the Ray head running?") from None
+    if root is not None:
+        check_driver_reach(root, shared_filesystem)
+
+
+def check_driver_reach(root: str, shared_filesystem: bool, count_nodes: Callable[[], int] | None = None) -> None:
+    """`root` checked against the nodes that joined the cluster (`count_nodes`: how many are alive)."""
+    alive = count_nodes() if count_nodes is not None else len(cluster_nodes())
+    check_root_reachable(root, alive, shared_filesystem)
+
+
+def cluster_nodes() -> list[Node]:
+    """The live nodes of the cluster and their total resources and labels."""
+    import ray
+
+    return alive_nodes(ray.nodes())
+
+
+def free_nodes() -> list[Node]:
+    """The live nodes with the resources free on each now (what actors and placement groups
+    have not taken), and their labels."""
+    import ray
+    from ray._private.state import available_resources_per_node  # a DeveloperAPI: Ray's only per-node view
+
+    free = available_resources_per_node()
+    return [Node(dict(free.get(n["NodeID"], {})), dict(n.get("Labels") or {})) for n in ray.nodes() if n.get("Alive")]

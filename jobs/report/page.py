@@ -1,0 +1,84 @@
+"""The report's index.html: a self-contained page (inline CSS, no scripts) with the roots, per-run
+tables of the curves and the fit, and the PNGs linked by relative name, so the report folder can
+be copied or served from any store."""
+
+import html
+
+from jobs.report.plots import METHODS, PLOTS
+from jobs.report.runs import Run, curve, has_fit, tokens_per_sample
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f3f3f3}td.l,th.l{text-align:left}figure{margin:2em 0}img{max-width:100%}
+figcaption{color:#555}.forecast{color:#8a5a00}code{font-size:90%}"""
+
+
+def _esc(value) -> str:
+    return html.escape(str(value))
+
+
+def _cell(metrics: dict, name: str, k: int) -> str:
+    value = (metrics.get(name) or {}).get(str(k))
+    if value is None:
+        return "—"
+    ci = ((metrics.get("ci") or {}).get(name) or {}).get(str(k))
+    return f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and None not in ci else "")
+
+
+def _facts_html(metrics: dict) -> str:
+    counts, cost = metrics.get("counts") or {}, metrics.get("cost") or {}
+    facts = [("problems", counts.get("problems")), ("samples", counts.get("samples")),
+             ("tokens", counts.get("tokens")), ("problems solved", counts.get("problems_solved")),
+             ("tokens per sample", tokens_per_sample(metrics)), ("verifier", metrics.get("verifier")),
+             ("score", metrics.get("score")), ("model parameters", cost.get("model_params"))]
+    row = "<tr><th class=l>{}</th><td class=l>{}</td></tr>"
+    return "<table>" + "".join(row.format(_esc(k), _esc(_fmt(v))) for k, v in facts if v is not None) + "</table>"
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _curves_html(metrics: dict) -> str:
+    score = metrics.get("score")
+    names = [(n, f"{t} by {score}" if n == "best_of_k" and score else t) for n, t, _ in METHODS if metrics.get(n)]
+    ks = sorted({int(k) for n, _ in names for k in metrics[n]})
+    head = "<tr><th>k</th>" + "".join(f"<th>{_esc(t)}</th>" for _, t in names) + "</tr>"
+    rows = "".join(f"<tr><td>{k}</td>" + "".join(f"<td>{_cell(metrics, n, k)}</td>" for n, _ in names) + "</tr>"
+                   for k in ks)
+    return f"<table>{head}{rows}</table><p>Brackets: 95% intervals.</p>"
+
+
+def _fit_html(metrics: dict) -> str:
+    fit = metrics.get("fit") or {}
+    if not has_fit(metrics):
+        points = _esc(fit.get("points", 0))
+        return f"<p>No scaling fit: too few coverage points strictly between 0 and 1 ({points}).</p>"
+    rmse = f", rmse {fit['rmse']:.4f}" if fit.get("rmse") is not None else ""
+    text = (f"<p>Fitted coverage(k) = exp(a·k<sup>b</sup>): a = {fit['a']:.4f}, b = {fit['b']:.4f}{rmse}, "
+            f"on {_esc(fit.get('points'))} points.</p>")
+    forecast = curve(fit, "forecast")
+    if forecast[0].size:
+        points = ", ".join(f"k={k}: {v:.3f}" for k, v in zip(*forecast))
+        text += ("<p class=forecast><b>Forecast (extrapolation of the fit beyond the sampled k, not measured):</b> "
+                 f"{points}</p>")
+    return text
+
+
+def _run_html(run: Run) -> str:
+    title = f"<h2>{_esc(run.label)}</h2><p><code>{_esc(run.store.url(run.store.path()))}</code></p>"
+    return title + _facts_html(run.metrics) + _curves_html(run.metrics) + _fit_html(run.metrics)
+
+
+def render_html(runs: list[Run], preface_html: str = "") -> str:
+    """The index page: roots and labels, `preface_html` (a sweep's comparison), per-run tables,
+    then the plots with captions."""
+    roots = "".join(f"<li>{_esc(r.label)}: <code>{_esc(r.store.url(r.store.path()))}</code></li>" for r in runs)
+    figure = '<figure><img src="{0}" alt="{0}"><figcaption>{1}</figcaption></figure>'
+    figures = "".join(figure.format(_esc(name), _esc(caption)) for name, _, caption in PLOTS)
+    tables = "".join(_run_html(r) for r in runs)
+    body = f"<h1>Troop report</h1><ul>{roots}</ul>{preface_html}{tables}<h2>Plots</h2>{figures}"
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Troop report</title>'
+            f"<style>{CSS}</style></head><body>{body}</body></html>\n")
