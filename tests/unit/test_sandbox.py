@@ -17,6 +17,8 @@ import pytest
 from verifiers.code import check_unit_tests
 from verifiers.sandbox import Limits, Sandbox, probe_mode
 
+pytestmark = pytest.mark.slow  # programs run under bubblewrap
+
 TIMEOUT_S = 2.0
 PROMPT = "def add(a, b):\n"
 TEST = "def check(f):\n    assert f(2, 3) == 5\n    assert f(-1, 1) == 0\n"

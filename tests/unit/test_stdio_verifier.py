@@ -5,6 +5,8 @@ import pytest
 from verifiers.code import check_stdio, extract_code, outputs_match, program_hash
 from verifiers.sandbox import Limits, Sandbox
 
+pytestmark = pytest.mark.slow  # programs run under bubblewrap
+
 SUM = "a, b = map(int, input().split())\nprint(a + b)\n"
 CASES = [{"input": "1 2\n", "output": "3\n"}, {"input": "10 -4\n", "output": "6"}, {"input": "0 0", "output": "0"}]
 
