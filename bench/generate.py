@@ -1,9 +1,11 @@
 """Generation throughput: raw vLLM, Troop and Ray Data LLM on the same model, prompts and sampling.
 
     .venv/bin/python bench/generate.py [--workload short|long|both] [--problems N]
+    .venv/bin/python bench/generate.py --startup [--repeats N]   # engine-ready times only
 
 Each method starts its own engine, one after the other, in this one command, and reports
-tokens/s of generated text at steady state (engine start reported apart):
+tokens/s of generated text at steady state, and apart from it how long its engine took to be
+ready (raw: `import vllm` and `LLM()`; troop: Ray's start, the actor and its engine):
 - raw: one `LLM.generate` call with every prompt and `SamplingParams(n=...)`, the engine's
   own offline ceiling;
 - troop: `jobs.usecases.generate.generate` (what `troop generate` runs) with one worker and the default
@@ -12,6 +14,11 @@ tokens/s of generated text at steady state (engine start reported apart):
   output per row and so gets each prompt n times; steady state = tokens after the first
   finished batch over the time from that batch to the last.
 Every completion runs to max_tokens (`ignore_eos`), so the three generate the same token count.
+
+`--startup` runs no workload: each pass starts raw vLLM and then Troop's actor in a fresh Python
+process of their own and reports the seconds from that process's start to its engine being
+ready, which is what a user waits for (in the main bench both run in this one process, where
+torch is already imported).
 
 Workloads: (a) short: arithmetic questions, n=32, 64 new tokens; (b) long: HumanEval prompts
 behind a shared context of about 2,000 tokens, n=64, where sharing the prefill matters.
@@ -48,7 +55,7 @@ class Result:
     method: str
     tokens: int
     seconds: float  # steady state
-    start_seconds: float  # engine start, apart
+    start_seconds: float  # engine ready: from the method's start (imports, Ray) to its engine up
 
     @property
     def rate(self) -> float:
@@ -90,9 +97,9 @@ class RawVLLM:
     method = "raw vLLM"
 
     def __init__(self, model: str, workload: Workload):
+        began = time.perf_counter()
         from vllm import LLM
 
-        began = time.perf_counter()
         self.llm = LLM(**engine_kwargs(model, workload))
         self.start_seconds = time.perf_counter() - began
         self.workload = workload
@@ -124,8 +131,9 @@ class Troop:
     def __init__(self, model: str, workload: Workload, tmp: str, samples_per_unit: int | None = None):
         import json
 
-        from jobs.usecases.generate import engine_spec
-        from jobs.cluster.executor import GenerationPool, init_ray
+        from jobs.cluster.pools import generation_pool
+        from jobs.cluster.session import init_ray
+        from jobs.stages.generation import engine_spec
 
         self.method = f"troop/{samples_per_unit}" if samples_per_unit else "troop"
         self.tmp, self.model, self.workload, self.samples_per_unit = tmp, model, workload, samples_per_unit
@@ -133,9 +141,9 @@ class Troop:
         with open(self.problems, "w") as handle:
             for i, prompt in enumerate(workload.prompts):
                 handle.write(json.dumps({"problem_id": f"p{i:05d}", "prompt": prompt}) + "\n")
-        init_ray(None)
         began = time.perf_counter()
-        self.pool = GenerationPool(engine_spec(self._config()), num_workers=1)
+        init_ray(None)
+        self.pool = generation_pool(engine_spec(self._config()), num_workers=1)
         self.start_seconds = time.perf_counter() - began
 
     def _config(self):
@@ -204,7 +212,7 @@ def report(workload: Workload, results: dict[str, list[Result]]) -> None:
     for method, runs in results.items():
         median[method] = statistics.median(r.rate for r in runs)
         passes = ", ".join(f"{r.rate:,.0f}" for r in runs)
-        print(f"{method:>10}: {median[method]:9,.0f} tokens/s steady (passes: {passes}), engine start {runs[0].start_seconds:.1f} s")
+        print(f"{method:>10}: {median[method]:9,.0f} tokens/s steady (passes: {passes}), engine ready {runs[0].start_seconds:.1f} s")
     for method, rate in median.items():
         for baseline in ("raw vLLM", "ray-data"):
             if method.startswith("troop") and baseline in median:
@@ -241,6 +249,52 @@ def bench_workload(
     report(workload, results)
 
 
+def ready_child(method: str, model: str, max_model_len: int) -> None:
+    """`--startup`'s child: starts one engine as the main bench does, says so on stdout, shuts
+    it down."""
+    workload = Workload("startup", ["1 + 1 = "], n=1, max_tokens=1, max_model_len=max_model_len)
+    with tempfile.TemporaryDirectory(prefix="troop-bench-") as tmp:
+        runner = RawVLLM(model, workload) if method == "raw" else Troop(model, workload, tmp)
+        print("ENGINE READY", flush=True)
+        runner.close()
+        if method != "raw":
+            import ray
+
+            ray.shutdown()
+
+
+def startup_seconds(method: str, model: str, max_model_len: int) -> float:
+    """Seconds from starting a fresh Python process to its engine being ready."""
+    import subprocess
+
+    command = [sys.executable, os.path.abspath(__file__), "--ready-child", method, "--model", model,
+               "--max-model-len", str(max_model_len)]
+    began = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ready, output = None, []
+    for line in child.stdout:
+        if line.startswith("ENGINE READY") and ready is None:
+            ready = time.perf_counter() - began
+        output.append(line)
+    if child.wait() != 0 or ready is None:
+        sys.stderr.writelines(output)
+        raise RuntimeError(f"{method}: the start-up child failed (exit {child.returncode}), its output above")
+    return ready
+
+
+def bench_startup(model: str, repeats: int, max_model_len: int) -> None:
+    """Interleaved passes (raw, troop, raw, troop, ...), each engine in a fresh process."""
+    names = {"raw": "raw vLLM", "troop": "troop"}
+    seconds: dict[str, list[float]] = {method: [] for method in names}
+    for _ in range(repeats):
+        for method in names:
+            seconds[method].append(startup_seconds(method, model, max_model_len))
+    print(f"\n== engine ready, seconds from a fresh process's start (model {model}, max_model_len {max_model_len})")
+    for method, runs in seconds.items():
+        print(f"{names[method]:>10}: best {min(runs):.1f} s (passes: {', '.join(f'{s:.1f}' for s in runs)})")
+    sys.stdout.flush()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workload", choices=["short", "long", "both"], default="both")
@@ -249,12 +303,22 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="measured passes of raw and troop each")
     parser.add_argument("--warmup", type=int, default=1, help="passes run first and not measured")
     parser.add_argument("--samples-per-unit", type=int, default=0, help="also run troop with this plan.samples_per_unit")
+    parser.add_argument("--startup", action="store_true", help="only engine-ready times, each engine in a fresh process")
+    parser.add_argument("--model", help="this model instead of the tiny random Llama")
+    parser.add_argument("--max-model-len", type=int, default=512, help="--startup: the engine's max_model_len")
+    parser.add_argument("--ready-child", choices=["raw", "troop"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    if args.ready_child:
+        ready_child(args.ready_child, args.model, args.max_model_len)
+        return
     from tiny_model import build_tiny_llama
 
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     with tempfile.TemporaryDirectory(prefix="troop-bench-") as tmp:
-        model = build_tiny_llama(os.path.join(tmp, "model"), max_positions=4096)
+        model = args.model or build_tiny_llama(os.path.join(tmp, "model"), max_positions=4096)
+        if args.startup:
+            bench_startup(model, args.repeats, args.max_model_len)
+            return
         workloads = []
         if args.workload in ("short", "both"):
             workloads.append(short_workload(args.problems or 100))

@@ -24,14 +24,15 @@ from jobs.usecases.report import ReportResult
 from jobs.usecases.report import report as _report
 from jobs.usecases.root import load_root, verifier_name
 from jobs.usecases.run import RunSummary
+from jobs.usecases.score import ScoreSummary, score_run
 from jobs.usecases.run import run as _run
 from jobs.usecases.status import run_status
 from jobs.usecases.sweep_run import SweepSummary
 from jobs.usecases.sweep_run import sweep as _sweep
 from jobs.usecases.verify import VerifySummary, verify_run
 
-__all__ = ["GenerateSummary", "MetricsResult", "ReportResult", "RunSummary", "SweepSummary", "VerifySummary",
-           "generate", "load_config", "metrics", "report", "run", "status", "sweep", "verify"]
+__all__ = ["GenerateSummary", "MetricsResult", "ReportResult", "RunSummary", "ScoreSummary", "SweepSummary",
+           "VerifySummary", "generate", "load_config", "metrics", "report", "run", "score", "status", "sweep", "verify"]
 
 
 def load_config(path: str | None, overrides: Sequence[str] = ()) -> JobConfig:
@@ -61,6 +62,12 @@ def verify(root: str, overrides: Sequence[str] = (), cluster: Cluster = RAY) -> 
     config, store = load_root(root, overrides)
     verifier_name(config.verify.verifier)
     return verify_run(store, config.verify, shared_filesystem=config.run.shared_filesystem, cluster=cluster)
+
+
+def score(root: str, overrides: Sequence[str] = (), cluster: Cluster = RAY) -> ScoreSummary:
+    """`troop score ROOT score.model=PATH`: reward-model scores for every unscored sample unit."""
+    config, store = load_root(root, overrides)
+    return score_run(store, config.score, shared_filesystem=config.run.shared_filesystem, cluster=cluster)
 
 
 def metrics(root: str, overrides: Sequence[str] = ()) -> MetricsResult:

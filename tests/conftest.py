@@ -17,6 +17,20 @@ def tiny_model(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def reward_models(tmp_path_factory) -> dict[str, str]:
+    """Tiny random reward models built offline by test code (tests/tiny_reward.py): outcome
+    models with one and two labels, and a process reward model."""
+    from tiny_reward import build_tiny_orm, build_tiny_prm
+
+    root = tmp_path_factory.mktemp("reward-models")
+    return {
+        "orm1": build_tiny_orm(str(root / "orm-1-label"), num_labels=1),
+        "orm2": build_tiny_orm(str(root / "orm-2-labels"), num_labels=2),
+        "prm": build_tiny_prm(str(root / "prm")),
+    }
+
+
+@pytest.fixture(scope="session")
 def s3_endpoint() -> str:
     """A moto S3 server on loopback for the whole session (as s3fs's own tests run one): its URL.
     Subprocesses reach it too (AWS_ENDPOINT_URL), unlike moto's in-process mock."""

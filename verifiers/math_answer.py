@@ -1,16 +1,19 @@
 """`math`: LaTeX, boxed and plain answers compared for equivalence with `math-verify`.
 
 math-verify's own timeouts use SIGALRM, which only works on a process's main thread (a Ray
-actor's methods do not run there), so they are off and each check runs in a helper process
+actor's methods need not run there), so they are off and each check runs in a helper process
 instead: when a check overruns `timeout_s` (sympy can take minutes on hostile input) the
-helper is killed and replaced, and the sample gets `timeout`.
+helper is killed and replaced, and the sample gets `timeout`. The helper dies with the pool
+worker, even a SIGKILLed one (its parent-death signal, `verifiers.sandbox.die_with_parent`).
 """
 
 import concurrent.futures
 import logging
 import multiprocessing
+import os
 from typing import Optional
 
+from verifiers.sandbox import die_with_parent, in_lasting_thread
 from verifiers.verdict import Verdict
 
 
@@ -53,12 +56,21 @@ class MathChecker:
 
     def _pool(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._executor is None:
-            # spawn: forking a process that runs threads (a Ray worker does) can deadlock.
-            context = multiprocessing.get_context("spawn")
-            self._executor = concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context)
+            # The first submit starts the helper (the only one: it is never idle-replaced), so it
+            # runs on a lasting thread, which its parent-death signal is tied to.
+            self._executor, warm_up = in_lasting_thread(self._start_helper)
             # Start and import before the first timed check: the limit is for checking only.
-            self._executor.submit(math_verdict, "1", "1").result()
+            warm_up.result()
         return self._executor
+
+    @staticmethod
+    def _start_helper() -> tuple[concurrent.futures.ProcessPoolExecutor, concurrent.futures.Future]:
+        # spawn: forking a process that runs threads (a Ray worker does) can deadlock.
+        context = multiprocessing.get_context("spawn")
+        executor = concurrent.futures.ProcessPoolExecutor(
+            max_workers=1, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)
+        )
+        return executor, executor.submit(math_verdict, "1", "1")
 
     def check(self, text: str, answer: str) -> Verdict:
         future = self._pool().submit(math_verdict, text, str(answer))

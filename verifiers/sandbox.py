@@ -5,7 +5,11 @@ What it protects against (with bubblewrap, the default where user namespaces wor
 - writes outside the sandbox: the whole filesystem is mounted read-only; /tmp and the working
   directory are a private tmpfs, wiped between programs;
 - seeing or signalling other processes: a PID namespace of its own (the host's processes,
-  the pool worker and its environment are invisible); the sandbox dies with the pool worker;
+  the pool worker and its environment are invisible);
+- outliving the pool worker: the kernel SIGKILLs the sandbox when the worker dies, even of a
+  SIGKILL (PR_SET_PDEATHSIG: bwrap's `--die-with-parent`; without bwrap, the zygote's and the
+  running program's own, see `die_with_parent`); with bwrap, every process in the sandbox's
+  PID namespace dies with it;
 - the host's environment: the sandbox starts with an empty environment (PATH, HOME, LANG only);
 - runaway programs: rlimits on CPU seconds, address space, file size and process count, a
   wall-clock limit that kills the program's whole process group and then every process left in
@@ -19,20 +23,25 @@ program runs in the same address space as the code that writes to it; this guard
 mistakes of model-written code, not against an adversary who targets Troop).
 
 Where user namespaces are refused, `mode="auto"` falls back to rlimits and process groups
-alone (no namespaces: the program could read and write what the pool's user can), warns once,
-and the mode goes into the verifier key so such verdicts never mix with sandboxed ones.
+alone (no namespaces: the program could read and write what the pool's user can; and the
+processes a program starts outlive a zygote killed mid-program, though the program does not),
+warns once, and the mode goes into the verifier key so such verdicts never mix with sandboxed ones.
 """
 
+import ctypes
 import json
 import logging
 import math
 import os
 import select
 import shutil
+import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Optional
@@ -44,6 +53,52 @@ ZYGOTE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zygote.py")
 SANDBOX_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
 # Seconds the zygote may take past a program's own limit before the pool gives up on it.
 ZYGOTE_GRACE_S = 10.0
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Called first thing in a child process whose parent is `parent_pid`: from now on the
+    kernel sends it SIGKILL when its parent dies, however the parent dies (SIGKILL included,
+    which no cleanup code survives). A parent that died before this call is caught too: the
+    child's parent is then no longer `parent_pid`, and it kills itself. No-op off Linux.
+
+    The kernel fires this when the *thread* that forked the child exits, not the process (a
+    child forked by a short-lived thread would die with that thread): fork such children
+    through `in_lasting_thread`."""
+    if not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_spawner: Optional[ThreadPoolExecutor] = None  # one thread, started when first needed
+_spawner_lock = threading.Lock()
+
+
+def _forget_spawner() -> None:
+    """In a forked child: the spawner thread is not there, and another thread may have held the lock."""
+    global _spawner, _spawner_lock
+    _spawner, _spawner_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_spawner)
+
+
+def in_lasting_thread(function, *args, **kwargs):
+    """function(*args, **kwargs), run on a thread that lasts as long as this process: the
+    caller's own if it is the main thread (a plain Ray actor runs its methods there), else one
+    spawner thread kept for the purpose (threaded actors, thread pools). A child process forked
+    there keeps its parent-death signal (`die_with_parent`) until this process dies."""
+    if threading.current_thread() is threading.main_thread():
+        return function(*args, **kwargs)
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = ThreadPoolExecutor(1, thread_name_prefix="troop-spawner")
+        spawner = _spawner
+    return spawner.submit(function, *args, **kwargs).result()
 
 
 @dataclass(frozen=True)
@@ -153,20 +208,20 @@ class Sandbox:
         self.limits = limits
         self.mode = probe_mode(mode)
         self._proc: Optional[subprocess.Popen] = None
-        self.restarts = 0
 
     def _start(self) -> None:
         python = [sys.executable, "-I", "-B", ZYGOTE]
         if self.mode == "bwrap":
             keep = [arg for path in interpreter_paths() for arg in ("--keep", path)]
             command = [*bwrap_command(bwrap_path()), *python, "--sandboxed", *keep]
-        else:
-            command = python
+        else:  # the zygote is our child: it sets its parent-death signal itself
+            command = [*python, "--parent", str(os.getpid())]
         # bwrap itself gets the scrubbed environment too: it stays in the sandbox as its PID 1,
-        # and /proc/1/environ is readable from inside.
-        self._proc = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env=dict(SANDBOX_ENV), start_new_session=True, cwd="/tmp",
+        # and /proc/1/environ is readable from inside. Started from a lasting thread: the
+        # parent-death signal (bwrap's or the zygote's) is tied to the thread that forks.
+        self._proc = in_lasting_thread(
+            subprocess.Popen, command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, env=dict(SANDBOX_ENV), start_new_session=True, cwd="/tmp",
         )
         hello = self._read_frame(time.monotonic() + 30)
         if not hello or not hello.get("ready"):
@@ -192,7 +247,6 @@ class Sandbox:
             reply = None
         if reply is None:  # the program killed its zygote (or the zygote hung): start afresh
             self._kill()
-            self.restarts += 1
             elapsed = time.monotonic() - began
             return RunResult(None, None, elapsed > limits.timeout_s, False, "", "", "", elapsed, sandbox_died=True)
         return RunResult(**reply)

@@ -12,8 +12,14 @@ on a private result pipe (so closing or flooding stdout cannot fake a pass). The
 the pipes up to the output cap, kills the process group at the wall-clock limit or when the
 output cap is exceeded, then (inside the sandbox, where its PID namespace holds nothing else)
 kills every leftover process and wipes /tmp so the next child sees nothing of this one.
+
+Nothing outlives the pool worker: each child gets SIGKILL from the kernel when the zygote dies
+(PR_SET_PDEATHSIG, set in the child right after the fork, from the zygote's only thread), and so
+does the zygote when its parent dies: with `--parent PID` (no bwrap: the pool worker is its
+parent) it sets that itself; inside bwrap, `--die-with-parent` and the PID namespace see to it.
 """
 
+import ctypes
 import gc
 import json
 import os
@@ -30,6 +36,10 @@ HEADER = struct.Struct("!I")
 SANDBOXED = "--sandboxed" in sys.argv
 # Read-only bind mounts inside /tmp (the interpreter, when it lives there): never wiped.
 KEEP = {os.path.normpath(sys.argv[i + 1]) for i, arg in enumerate(sys.argv[:-1]) if arg == "--keep"}
+# The pool worker's pid, when it is our parent (no bwrap between).
+PARENT = next((int(sys.argv[i + 1]) for i, arg in enumerate(sys.argv[:-1]) if arg == "--parent"), None)
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+LIBC = ctypes.CDLL(None, use_errno=True)
 # Standard modules that model-written programs and their tests import all the time (HumanEval's
 # prompts start with `from typing import List`): imported once here, every forked child finds
 # them loaded instead of paying milliseconds each. A child's changes to them die with it.
@@ -53,6 +63,14 @@ def write_frame(stream, message) -> None:
     stream.flush()
 
 
+def die_with_parent(parent_pid: int) -> None:
+    """SIGKILL from the kernel when our parent dies (the same as `verifiers.sandbox`'s, which a
+    script run with `python -I` cannot import); at once if it died before this call."""
+    LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def set_limits(req) -> None:
     cpu = int(req["cpu_s"])
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
@@ -64,9 +82,10 @@ def set_limits(req) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def child(req, code, stdin_path, out_w, err_w, result_w) -> None:
+def child(req, code, stdin_path, out_w, err_w, result_w, zygote: int) -> None:
     """Never returns: runs the program and leaves through os._exit."""
     try:
+        die_with_parent(zygote)
         os.setsid()
         fd = os.open(stdin_path or os.devnull, os.O_RDONLY)
         os.dup2(fd, 0)
@@ -289,11 +308,12 @@ def run(req) -> dict:
     err_r, err_w = os.pipe()
     result_r, result_w = os.pipe()
     os.chdir(workdir)
+    zygote = os.getpid()
     pid = os.fork()
     if pid == 0:
         try:
             os.close(out_r), os.close(err_r), os.close(result_r)
-            child(req, code, stdin_path, out_w, err_w, result_w)
+            child(req, code, stdin_path, out_w, err_w, result_w, zygote)
         finally:
             os._exit(70)  # unreachable unless child() itself broke: never resume the zygote's loop
     os.chdir("/")
@@ -331,6 +351,8 @@ def warm_up() -> None:
 
 
 def main() -> None:
+    if PARENT is not None:
+        die_with_parent(PARENT)
     warm_up()
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer

@@ -11,7 +11,8 @@ import sys
 
 from jobs import api
 from jobs.cli.cluster import add_submit_commands
-from jobs.cli.output import out, print_generate, print_metrics, print_report, print_run, print_sweep, print_verify
+from jobs.cli.output import (out, print_generate, print_metrics, print_report, print_run, print_score, print_sweep,
+                             print_verify)
 from jobs.cluster.pools import RAY, Cluster
 from jobs.errors import ConfigError, TroopError
 from jobs.usecases.sweep import split_overrides
@@ -50,6 +51,12 @@ def cmd_verify(args) -> None:
     summary.check(args.root)
 
 
+def cmd_score(args) -> None:
+    summary = api.score(args.root, args.overrides, args.cluster)
+    print_score(summary)
+    summary.check(args.root)
+
+
 def cmd_metrics(args) -> None:
     print_metrics(api.metrics(args.root, args.overrides))
 
@@ -74,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("sweep", cmd_sweep, "a grid of runs (key=a,b ...), engines loaded once per model", config_arg),
         ("generate", cmd_generate, "generate the sample pool only", config_arg),
         ("verify", cmd_verify, "verify an existing pool offline (no GPU needed)", root_arg),
+        ("score", cmd_score, "score an existing pool with a reward model (score.model=PATH)", root_arg),
         ("metrics", cmd_metrics, "compute metrics.json from the verdicts", root_arg),
         ("status", cmd_status, "units done, verdicts and metrics of a root", root_arg),
     ]:

@@ -36,6 +36,16 @@ def print_verify(summary) -> None:
     )
 
 
+def print_score(summary) -> None:
+    if not summary.units:
+        out.print(f"scored 0 units with {summary.scorer_key}: every unit already has its scores")
+        return
+    rate = summary.samples / summary.seconds if summary.seconds else 0.0
+    too_long = f", {summary.unscored:,} too long (reward null)" if summary.unscored else ""
+    out.print(f"scored {summary.units} units with {summary.scorer_key}: {summary.samples:,} samples "
+              f"({summary.scored:,} distinct){too_long}, {rate:,.0f} samples/s")
+
+
 def _with_interval(metrics: dict, name: str, k: str) -> str:
     value = metrics.get(name, {}).get(k)
     if value is None:
@@ -57,6 +67,9 @@ def print_metrics(result) -> None:
         out.print(f"{counts['problems_refused']} problem(s) have no samples (the engine refused their prompt, see failures/) and are not in these numbers")
     table = Table(caption=f"95% bootstrap intervals over problems; best-of-k and weighted by {metrics['score']}")
     names = [("pass_at_k", "pass@k"), ("majority_at_k", "maj@k"), ("best_of_k", "best-of-k"), ("weighted_at_k", "weighted@k")]
+    if "best_of_k_reward" in metrics:  # the selection comparison: by the policy's log-prob against the reward model
+        names = [names[0], names[1], ("best_of_k_logprob", "best-of-k logprob"), ("best_of_k_reward", "best-of-k reward"),
+                 ("weighted_at_k_reward", "weighted@k reward")]
     table.add_column("k", justify="right")
     for name, title in names:
         if name in metrics:

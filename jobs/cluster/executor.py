@@ -76,10 +76,10 @@ class UnitExecutor:
 
         self.stage = stage
         self.num_workers = stage.placement.num_workers
-        options = {**stage.placement.options}
+        self._options = {**stage.placement.options}
         if stage.env_vars:
-            options["runtime_env"] = {"env_vars": dict(stage.env_vars)}
-        self._actor_class = ray.remote(stage.worker_class).options(**options)
+            self._options["runtime_env"] = {"env_vars": dict(stage.env_vars)}
+        self._actor_class = ray.remote(stage.worker_class)
         self._groups: dict = {}  # actor -> the placement group it runs in (tensor parallelism on GPUs)
         self._announce()
         self.actors = [self._spawn(group) for group in self._reserve(self.num_workers)]
@@ -130,11 +130,11 @@ class UnitExecutor:
         go in the group too (Ray Data LLM's vLLM stage does the same)."""
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-        actor_class = self._actor_class
+        options = dict(self._options)
         if group is not None:
-            actor_class = actor_class.options(scheduling_strategy=PlacementGroupSchedulingStrategy(
-                placement_group=group, placement_group_bundle_index=0, placement_group_capture_child_tasks=True))
-        actor = actor_class.remote(*self.stage.worker_args)
+            options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+                placement_group=group, placement_group_bundle_index=0, placement_group_capture_child_tasks=True)
+        actor = self._actor_class.options(**options).remote(*self.stage.worker_args)
         if group is not None:
             self._groups[actor] = group
         return actor

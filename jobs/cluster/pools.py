@@ -1,8 +1,9 @@
 """The stages' executors as a config asks for them, and the seam use cases take them through.
 
 Generation: one vLLM engine per actor, on GPUs where there are some (`jobs.cluster.placement`).
+Scoring: one reward-model engine (vLLM's pooling runner) per actor, placed the same way.
 Verification: one warm checker per actor, on the CPUs the generation actors left free, never
-a GPU. Both are `UnitExecutor`s; only the processor and the placement differ.
+a GPU. All are `UnitExecutor`s; only the processor and the placement differ.
 """
 
 import os
@@ -12,10 +13,12 @@ from typing import Callable
 from jobs.cluster.executor import Stage, UnitExecutor
 from jobs.cluster.placement import PlacementSettings, generation_placement, verify_placement
 from jobs.cluster.session import cluster_nodes, free_nodes, init_ray
-from jobs.config import JobConfig, VerifyConfig
+from jobs.config import JobConfig, ScoreConfig, VerifyConfig
 from jobs.stages.generation import GenerationWorker, engine_spec
+from jobs.stages.scoring import ScoreWorker, reward_spec
 from jobs.stages.verification import VerifyWorker
 from workers.engine import EngineSpec
+from workers.reward import RewardSpec
 
 # An engine's shutdown stops its processes and frees their shared memory: seconds, unless it
 # hangs, and then the actor is killed anyway.
@@ -51,10 +54,29 @@ def verification_pool(workers: int | None = None, max_unit_retries: int = 2, wor
     ))
 
 
+def scoring_pool(spec: RewardSpec, num_workers: int | None = None, cpus_per_worker: float = 1.0,
+                 max_unit_retries: int = 2, worker_class=ScoreWorker,
+                 placement: PlacementSettings = PlacementSettings()) -> UnitExecutor:
+    """Reward-model actors, placed like generation's (one GPU each, or a placement group per
+    actor with tensor parallelism; one actor on a CPU machine)."""
+    placed = generation_placement(cluster_nodes(), spec.tensor_parallel_size, cpus_per_worker, num_workers, placement)
+    env = {"VLLM_LOGGING_LEVEL": os.environ.get("VLLM_LOGGING_LEVEL", "WARNING")}
+    return UnitExecutor(Stage(
+        "scoring", worker_class, (spec,), placed, identity=spec, max_unit_retries=max_unit_retries,
+        units_in_flight=2, env_vars=env, close_timeout_s=ENGINE_CLOSE_TIMEOUT_S,
+        what_failed_to_start=f"score.model={spec.model}: the reward model's engine", serves=f" for {spec.model}",
+    ))
+
+
 def start_generation(config: JobConfig) -> UnitExecutor:
     c = config.cluster
     return generation_pool(engine_spec(config), c.num_workers, c.cpus_per_worker, c.max_unit_retries,
                            placement=PlacementSettings(dict(c.resources), dict(c.label_selector)))
+
+
+def start_scoring(config: ScoreConfig) -> UnitExecutor:
+    return scoring_pool(reward_spec(config), config.workers, config.cpus_per_worker, config.max_unit_retries,
+                        placement=PlacementSettings(dict(config.resources), dict(config.label_selector)))
 
 
 def start_verification(config: VerifyConfig) -> UnitExecutor:
@@ -70,6 +92,7 @@ class Cluster:
     connect: Callable[..., None] = init_ray  # (address, root, shared_filesystem)
     generation: Callable[[JobConfig], UnitExecutor] = start_generation
     verification: Callable[[VerifyConfig], UnitExecutor] = start_verification
+    scoring: Callable[[ScoreConfig], UnitExecutor] = start_scoring
 
 
 RAY = Cluster()

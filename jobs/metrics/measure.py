@@ -23,7 +23,9 @@ from jobs.store.root import RunStore
 log = logging.getLogger("troop")
 
 DEFAULT_SCORE = "mean_logprob"  # cumulative_logprob / num_tokens
-CURVES = ("pass_at_k", "majority_at_k", "best_of_k", "weighted_at_k")
+CURVES = ("pass_at_k", "majority_at_k", "best_of_k", "weighted_at_k",
+          # The selection comparison, where a reward model scored the pool.
+          "best_of_k_logprob", "best_of_k_reward", "weighted_at_k_reward")
 
 PROBLEMS_SCHEMA = pa.schema([
     pa.field("problem_id", pa.string(), nullable=False),
@@ -42,9 +44,12 @@ CURVES_SCHEMA = pa.schema([
 ])
 
 
-def batch_curves(pool: Pool, ks: list[int], settings: MetricsConfig, draws: int, seeds: np.ndarray, weighted: bool) -> dict:
+def batch_curves(pool: Pool, ks: list[int], settings: MetricsConfig, draws: int, seeds: np.ndarray, weighted: bool,
+                 reward_is_logit: bool = False) -> dict:
     """{curve: ({k: values over the batch's problems}, {k: standard errors} or None)}; the vote
-    curves only where the verdicts have answers, weighted only where the score can weigh."""
+    curves only where the verdicts have answers, weighted only where the score can weigh; with
+    rewards, the selection comparison (best-of-k by log-probability and by reward, the vote
+    weighted by reward)."""
     n = np.bincount(pool.problem, minlength=len(pool.problem_ids))
     c = np.bincount(pool.problem, weights=pool.passed, minlength=n.size).astype(np.int64)
     curves = {
@@ -52,22 +57,45 @@ def batch_curves(pool: Pool, ks: list[int], settings: MetricsConfig, draws: int,
         "best_of_k": (best_of_k_curves(pool.problem, pool.score, pool.passed, ks), None),
     }
     if pool.answer is not None:
-        weights = _vote_weights(pool.score, settings.score) if weighted else np.ones(pool.score.size)
+        weights = _vote_weights(pool.score, settings.score, reward_is_logit) if weighted else np.ones(pool.score.size)
         votes = votes_by_problem(pool.problem, pool.answer, pool.passed, weights, ks, draws, seeds)
         curves["majority_at_k"] = votes["majority_at_k"]
         if weighted:
             curves["weighted_at_k"] = votes["weighted_at_k"]
+    if pool.reward is not None:
+        curves.update(reward_curves(pool, ks, draws, seeds, reward_is_logit))
     return curves
 
 
-def _vote_weights(score: np.ndarray, column: str | None) -> np.ndarray:
+def reward_curves(pool: Pool, ks: list[int], draws: int, seeds: np.ndarray, reward_is_logit: bool) -> dict:
+    """best-of-k by log-probability and by reward, and the vote weighted by reward: a sample
+    weighs its reward where rewards are probabilities (a process model's, a classifier's label),
+    and sigmoid(reward), the model's own probability, where the reward is a raw logit."""
+    log_prob = pool.score if pool.log_prob is None else pool.log_prob
+    curves = {
+        "best_of_k_logprob": (best_of_k_curves(pool.problem, log_prob, pool.passed, ks), None),
+        "best_of_k_reward": (best_of_k_curves(pool.problem, pool.reward, pool.passed, ks), None),
+    }
+    if pool.answer is not None:
+        weights = np.clip(_vote_weights(pool.reward, "reward", reward_is_logit), 0.0, None)  # a null reward does not vote
+        votes = votes_by_problem(pool.problem, pool.answer, pool.passed, weights, ks, draws, seeds)
+        curves["weighted_at_k_reward"] = votes["weighted_at_k"]
+    return curves
+
+
+def _vote_weights(score: np.ndarray, column: str | None, reward_is_logit: bool = False) -> np.ndarray:
     """A sample's weight in the weighted vote: exp(mean log-prob), its geometric-mean token
-    probability, for the default score; a named score column as it is (unknown: 0)."""
-    return np.nan_to_num(np.exp(score) if column is None else score, nan=0.0)
+    probability, for the default score; the reward as a probability (sigmoid of a raw logit)
+    for `reward`; another named score column as it is (unknown: 0)."""
+    if column is None:
+        return np.nan_to_num(np.exp(score), nan=0.0)
+    if column == "reward" and reward_is_logit:
+        return np.nan_to_num(1.0 / (1.0 + np.exp(-score)), nan=0.0)
+    return np.nan_to_num(score, nan=0.0)
 
 
 def can_weigh(score: np.ndarray, column: str | None) -> bool:
-    return column is None or not np.any(np.nan_to_num(score) < 0)
+    return column is None or column == "reward" or not np.any(np.nan_to_num(score) < 0)
 
 
 @dataclass
@@ -84,6 +112,7 @@ def per_problem(reader: VerifiedReader, ks: list[int], settings: MetricsConfig, 
     """Runs the batches; problem p (in `ids` order) seeds its Monte Carlo draws with seed + p,
     so the numbers do not depend on how the pool is cut into batches."""
     index = {pid: i for i, pid in enumerate(ids)}
+    reward_is_logit = reader.scores is not None and reader.reward_is_logit
     found = PerProblem(*(np.zeros(len(ids), dtype=np.int64) for _ in range(3)), curves={})
     weighted, answers = True, False
     for pool in reader.batches():
@@ -93,14 +122,15 @@ def per_problem(reader: VerifiedReader, ks: list[int], settings: MetricsConfig, 
         found.n[rows] = np.bincount(pool.problem, minlength=rows.size)
         found.c[rows] = np.bincount(pool.problem, weights=pool.passed, minlength=rows.size)
         found.tokens[rows] = np.bincount(pool.problem, weights=pool.tokens, minlength=rows.size)
-        for name, curve in batch_curves(pool, ks, settings, draws, settings.seed + rows, weighted).items():
+        curves = batch_curves(pool, ks, settings, draws, settings.seed + rows, weighted, reward_is_logit)
+        for name, curve in curves.items():
             _place(found.curves, name, curve, rows, len(ids))
     if not weighted:
         log.warning("metrics.score=%s has negative values: weighted vote@k needs weights >= 0 and is left out", settings.score)
         found.curves.pop("weighted_at_k", None)
     if not answers:  # the verifier gives no answers: there is nothing to vote on
-        found.curves.pop("majority_at_k", None)
-        found.curves.pop("weighted_at_k", None)
+        for name in ("majority_at_k", "weighted_at_k", "weighted_at_k_reward"):
+            found.curves.pop(name, None)
     return found
 
 
@@ -175,11 +205,11 @@ def cost_summary(tokens: int, n: np.ndarray, c: np.ndarray, model_params: int | 
 
 
 def measure_run(store: RunStore, verifier_key: str, settings: MetricsConfig, model_params: int | None = None,
-                batch_rows: int = BATCH_ROWS):
+                batch_rows: int = BATCH_ROWS, scorer_key: str | None = None):
     """The run's metrics as written to metrics.json, and the per-problem tables.
     `model_params` (for FLOPs) is used where metrics.model_params is not set; `batch_rows`
-    bounds the samples read at once."""
-    reader = VerifiedReader(store, verifier_key, settings.score, batch_rows)
+    bounds the samples read at once; `scorer_key`: the reward model's scores to select by."""
+    reader = VerifiedReader(store, verifier_key, settings.score, batch_rows, scorer_key)
     ids, sizes = reader.problem_sizes()
     ks = choose_ks(sizes, settings.ks)
     draws = settings.draws or default_draws(len(ids))
@@ -205,6 +235,8 @@ def measure_run(store: RunStore, verifier_key: str, settings: MetricsConfig, mod
         },
     }
     metrics["fit"] = coverage_fit({int(k): v for k, v in metrics["pass_at_k"].items()})
+    if scorer_key is not None:
+        metrics["reward"] = {"scorer": scorer_key, "vote_weight": "sigmoid(reward)" if reader.reward_is_logit else "reward"}
     problems = pa.table({"problem_id": ids, "n": n, "passed": c, "pass_rate": c / n, "tokens": found.tokens,
                          "difficulty": labels}, schema=PROBLEMS_SCHEMA)
     return metrics, problems, curves_table(ids, found.curves)

@@ -4,7 +4,7 @@ be copied or served from any store."""
 
 import html
 
-from jobs.report.plots import METHODS, PLOTS
+from jobs.report.plots import METHODS, PLOTS, REWARD_METHODS
 from jobs.report.runs import Run, curve, has_fit, tokens_per_sample
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -43,7 +43,8 @@ def _fmt(value) -> str:
 
 def _curves_html(metrics: dict) -> str:
     score = metrics.get("score")
-    names = [(n, f"{t} by {score}" if n == "best_of_k" and score else t) for n, t, _ in METHODS if metrics.get(n)]
+    methods = REWARD_METHODS if metrics.get("best_of_k_reward") else METHODS
+    names = [(n, f"{t} by {score}" if n == "best_of_k" and score else t) for n, t, _ in methods if metrics.get(n)]
     ks = sorted({int(k) for n, _ in names for k in metrics[n]})
     head = "<tr><th>k</th>" + "".join(f"<th>{_esc(t)}</th>" for _, t in names) + "</tr>"
     rows = "".join(f"<tr><td>{k}</td>" + "".join(f"<td>{_cell(metrics, n, k)}</td>" for n, _ in names) + "</tr>"

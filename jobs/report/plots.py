@@ -20,6 +20,14 @@ METHODS = (  # metrics.json key, legend name, line style
     ("best_of_k", "best-of-k", "-."),
     ("weighted_at_k", "weighted@k", ":"),
 )
+# Where a reward model scored the pool: the selection comparison replaces the generic pair.
+REWARD_METHODS = (
+    ("pass_at_k", "pass@k (coverage)", "-"),
+    ("majority_at_k", "majority@k", "--"),
+    ("best_of_k_logprob", "best-of-k by log-prob", "-."),
+    ("best_of_k_reward", "best-of-k by reward", "-"),
+    ("weighted_at_k_reward", "weighted@k by reward", ":"),
+)
 
 
 def _figure(columns: int = 1, extra_height: float = 0.0) -> tuple[Figure, list]:
@@ -101,7 +109,7 @@ def plot_selection(runs: list[Run]) -> Figure:
     fig, axes = _figure(len(runs))
     for ax, run in zip(axes, runs):
         score = run.metrics.get("score")
-        for i, (name, title, style) in enumerate(METHODS):
+        for i, (name, title, style) in enumerate(REWARD_METHODS if "best_of_k_reward" in run.metrics else METHODS):
             ks, ys = curve(run.metrics, name)
             if ks.size:
                 shown = f"{title} by {score}" if name == "best_of_k" and score else title

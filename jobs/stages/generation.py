@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from jobs.store.failures import record_failures
 from jobs.problems.units import WorkUnit, problem_seed
 from jobs.store.root import RunStore
+from jobs.store.runinfo import read_prompts
 from jobs.config import JobConfig
 from workers.engine import Engine, EngineSpec, Rejected
 from workers.samples import SAMPLES_SCHEMA, samples_table
@@ -78,8 +79,7 @@ class GenerationWorker:
     def _prompts_of(self, store: RunStore) -> dict:
         # A worker serves one run at a time, but a pool may serve several runs in turn.
         if store.root not in self._prompts:
-            table = store.read_table(store.problems, columns=["problem_id", "prompt"])
-            self._prompts = {store.root: dict(zip(table["problem_id"].to_pylist(), table["prompt"].to_pylist()))}
+            self._prompts = {store.root: read_prompts(store)}
         return self._prompts[store.root]
 
     def run_unit(self, task: UnitTask) -> UnitStats:

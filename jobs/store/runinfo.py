@@ -45,14 +45,15 @@ def model_fingerprint(path: str) -> str | None:
     return digest.hexdigest()[:16]
 
 
-def check_model_path(path: str) -> None:
-    """A local model directory must exist; anything else must look like a Hub id."""
+def check_model_path(path: str, key: str = "model.path") -> None:
+    """A local model directory must exist; anything else must look like a Hub id. `key`: the
+    config key that named it, for the message."""
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, "config.json")):
-            raise TroopError(f"model.path={path} has no config.json: point it at a Hugging Face model folder")
+            raise TroopError(f"{key}={path} has no config.json: point it at a Hugging Face model folder")
         return
     if os.path.exists(path) or not _HUB_ID.match(path) or path.startswith((".", "/")):
-        raise TroopError(f"model.path={path} does not exist: give a model folder or a Hugging Face Hub id")
+        raise TroopError(f"{key}={path} does not exist: give a model folder or a Hugging Face Hub id")
 
 
 def versions(config: JobConfig) -> dict:
@@ -148,6 +149,12 @@ def check_resumable(store: RunStore, config: JobConfig, problems: pa.Table) -> l
     if store.exists(store.problems) and not store.read_table(store.problems).equals(problems):
         raise ConfigError(f"run.root={store.root} holds a different problem set: use a new run.root")
     return segments
+
+
+def read_prompts(store: RunStore) -> dict:
+    """problem_id -> prompt (text, or chat messages) of the run's problem set."""
+    table = store.read_table(store.problems, columns=["problem_id", "prompt"])
+    return dict(zip(table["problem_id"].to_pylist(), table["prompt"].to_pylist()))
 
 
 def record_run(store: RunStore, config: JobConfig, problems: pa.Table, segments: list[tuple[int, int]] | None = None) -> None:

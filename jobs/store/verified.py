@@ -9,6 +9,7 @@ problem ranges (made elsewhere) is read as one batch.
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -34,6 +35,8 @@ class Pool:
     answer: np.ndarray | None  # integer answer ids, -1: no answer; None: the verdicts have no answer column
     tokens: np.ndarray
     score: np.ndarray  # NaN where unknown (ranks last, weighs 0)
+    reward: np.ndarray | None = None  # a reward model's score (scores/<key>/), NaN where null; None: no scores read
+    log_prob: np.ndarray | None = None  # mean token log-probability, where `score` is another column
 
 
 def unit_batches(units: list[str], max_rows: int = BATCH_ROWS) -> list[list[str]]:
@@ -57,24 +60,49 @@ def unit_batches(units: list[str], max_rows: int = BATCH_ROWS) -> list[list[str]
 class VerifiedReader:
     """Reads a root's verdicts by one verifier joined to their samples, batch by batch."""
 
-    def __init__(self, store: RunStore, verifier_key: str, score: str | None, batch_rows: int = BATCH_ROWS):
+    def __init__(self, store: RunStore, verifier_key: str, score: str | None, batch_rows: int = BATCH_ROWS,
+                 scorer_key: str | None = None):
         self.store, self.score, self.batch_rows = store, score, batch_rows
         self.folder = layout.verdicts(verifier_key)
+        # With a scorer key, each unit's scores are read beside it (`reward`, and `metrics.score=reward`).
+        self.scores = layout.scores(scorer_key) if scorer_key is not None else None
         self.units = sorted(store.unit_ids(self.folder))
         if not self.units:
             raise StoreError(f"{store.root} has no {self.folder}/unit-*.parquet: run troop verify first")
         missing = set(self.units) - store.unit_ids(layout.SAMPLES)
         if missing:
             raise StoreError(f"{store.root}: verdict units without samples ({sorted(missing)[0]}, ...): the root is not one run's")
+        if self.scores is not None:
+            unscored = set(self.units) - store.unit_ids(self.scores)
+            if unscored:
+                raise StoreError(f"{store.root}: {len(unscored)} verified unit(s) have no {self.scores}/unit-*.parquet "
+                                 f"({sorted(unscored)[0]}, ...): run troop score {store.root} to score them")
         names = self._schema(self.folder).names
         self.verdict_columns = KEYS + ["passed"] + [c for c in ("answer",) if c in names]
         self.sample_columns = KEYS + ["num_tokens", "cumulative_logprob"]
-        if score is not None:
+        self.score_columns = KEYS + ["reward"]
+        # metrics.score=reward reads the scores where there are some; a pool made elsewhere may
+        # carry its own numeric column of that name in its samples or verdicts.
+        if score is not None and not (score == "reward" and self.scores is not None):
             (self.sample_columns if self._score_folder(score) == layout.SAMPLES else self.verdict_columns).append(score)
 
     def _schema(self, folder: str) -> pa.Schema:
         with self.store.fs.open(self.store.unit_file(folder, self.units[0]), "rb") as f:
             return pq.read_schema(f)
+
+    @cached_property
+    def reward_is_logit(self) -> bool:
+        """Whether the scores' `reward` is a raw logit (an outcome model with one output) rather
+        than a probability: the scores files say so in their metadata (`troop.reward`); a file
+        made elsewhere without it counts as probabilities when every reward lies in [0, 1]."""
+        path = self.store.unit_file(self.scores, self.units[0])
+        with self.store.fs.open(path, "rb") as f:
+            metadata = pq.read_schema(f).metadata or {}
+        if b"troop.reward" in metadata:
+            return metadata[b"troop.reward"] == b"logit"
+        rewards = pa.concat_arrays([self._read(self.scores, u, ["reward"])["reward"].combine_chunks() for u in self.units])
+        low, high = pc.min(rewards).as_py(), pc.max(rewards).as_py()
+        return low is not None and not (0.0 <= low and high <= 1.0)
 
     def _score_folder(self, score: str) -> str:
         """The folder whose files hold the numeric column `score`."""
@@ -84,9 +112,10 @@ class VerifiedReader:
                 if pa.types.is_integer(f.type) or pa.types.is_floating(f.type):
                     numeric.setdefault(f.name, folder)
         if score not in numeric:
+            hint = f"; a reward model's scores come from troop score {self.store.root} score.model=PATH" if score == "reward" else ""
             raise ConfigError(
                 f"metrics.score={score}: {self.store.root} has no numeric column '{score}' in its samples or verdicts "
-                f"(numeric columns: {', '.join(sorted(numeric)) or 'none'})"
+                f"(numeric columns: {', '.join(sorted(numeric)) or 'none'}){hint}"
             )
         return numeric[score]
 
@@ -117,20 +146,32 @@ class VerifiedReader:
         if verdicts.select(KEYS).equals(samples.select(KEYS)):
             for name in extra:
                 verdicts = verdicts.append_column(name, samples[name])
-            return verdicts
-        joined = verdicts.join(samples.select(KEYS + extra), KEYS)
-        return joined.sort_by([(k, "ascending") for k in KEYS])
+            return self._with_scores(verdicts, unit)
+        joined = verdicts.join(samples.select(KEYS + extra), KEYS).sort_by([(k, "ascending") for k in KEYS])
+        return self._with_scores(joined, unit)
+
+    def _with_scores(self, table: pa.Table, unit: str) -> pa.Table:
+        """The unit's rewards beside its rows, by the same key check or join as the samples."""
+        if self.scores is None:
+            return table
+        scores = self._read(self.scores, unit, self.score_columns)
+        if table.select(KEYS).equals(scores.select(KEYS)):
+            return table.append_column("reward", scores["reward"])
+        return table.join(scores, KEYS).sort_by([(k, "ascending") for k in KEYS])
 
     def _pool(self, table: pa.Table) -> Pool:
         problem_ids, problem = _problem_numbers(table["problem_id"])
         tokens = pc.fill_null(table["num_tokens"], 0).to_numpy().astype(np.int64)
+        reward = _floats(table["reward"]) if "reward" in table.column_names else None
         return Pool(
             problem_ids=problem_ids,
             problem=problem,
             passed=pc.fill_null(table["passed"], False).to_numpy(zero_copy_only=False).astype(bool),
             answer=_answer_ids(table["answer"]) if "answer" in table.column_names else None,
             tokens=tokens,
-            score=_scores(table, self.score, tokens),
+            score=reward if self.score == "reward" and reward is not None else _scores(table, self.score, tokens),
+            reward=reward,
+            log_prob=_scores(table, None, tokens) if self.score is not None else None,
         )
 
 
@@ -150,9 +191,14 @@ def _answer_ids(answers: pa.ChunkedArray) -> np.ndarray:
     return pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
+def _floats(column: pa.ChunkedArray) -> np.ndarray:
+    """A numeric column as float64, NaN where null."""
+    return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+
+
 def _scores(table: pa.Table, score: str | None, tokens: np.ndarray) -> np.ndarray:
     if score is not None:
-        return pc.cast(table[score], pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
-    logprob = pc.cast(table["cumulative_logprob"], pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+        return _floats(table[score])
+    logprob = _floats(table["cumulative_logprob"])
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(tokens > 0, logprob / np.maximum(tokens, 1), np.nan)

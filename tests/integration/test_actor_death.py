@@ -73,14 +73,16 @@ def living(processes: list[psutil.Process]) -> list[psutil.Process]:
     return alive
 
 
+def command(process: psutil.Process) -> str:
+    """Its command line; '' if it has exited (the sandbox's probe of bwrap comes and goes)."""
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
+
+
 def describe(processes: list[psutil.Process]) -> list[str]:
-    names = []
-    for process in processes:
-        try:
-            names.append(f"{process.pid} {' '.join(process.cmdline())[:100]}")
-        except psutil.Error:
-            names.append(str(process.pid))
-    return names
+    return [f"{process.pid} {command(process)[:100]}" for process in processes]
 
 
 @contextlib.contextmanager
@@ -128,14 +130,17 @@ def test_verification_worker_processes_die_with_it(ray_session, tmp_path, sandbo
     settings = VerifySettings(timeout_s=300, sandbox=sandbox)
     running = actor.run_unit.remote(VerifyTask(store, "code", "unit_tests", settings))
 
-    def program_started():
-        # bwrap's own command line names the zygote too
-        zygotes = [p for p in descendants(pid) if p.name() != "bwrap" and any("zygote.py" in a for a in p.cmdline())]
-        return zygotes and zygotes[0].children()
+    def program_started() -> bool:
+        """The zygote (Python on zygote.py: bwrap's command line names it too) has forked."""
+        try:
+            zygotes = [p for p in descendants(pid) if "zygote.py" in command(p) and p.name() != "bwrap"]
+            return bool(zygotes and zygotes[0].children())
+        except psutil.Error:  # a process that came and went
+            return False
 
     wait_for(program_started, 60, "the sandboxed program")
     recorded = descendants(pid)
-    commands = " ".join(" ".join(p.cmdline()) for p in recorded)
+    commands = " ".join(command(p) for p in recorded)
     assert "spawn_main" in commands and "zygote.py" in commands, describe(recorded)
     if sandbox == "auto" and "bwrap" not in commands:
         pytest.skip("bubblewrap cannot run here: the rlimits case covers the zygote")
@@ -149,7 +154,9 @@ def test_verification_worker_processes_die_with_it(ray_session, tmp_path, sandbo
 def test_generation_worker_processes_die_with_it(ray_session, tiny_model):
     ray = ray_session
     spec = EngineSpec(model=tiny_model, dtype="float32", max_model_len=256, enforce_eager=True)
-    env = {"VLLM_LOGGING_LEVEL": os.environ.get("VLLM_LOGGING_LEVEL", "WARNING")}
+    # vLLM's own processes (EngineCore, its worker), as on GPUs, even where a one-rank CPU
+    # engine would run in the actor's process (workers.engine.runs_in_process).
+    env = {"VLLM_LOGGING_LEVEL": os.environ.get("VLLM_LOGGING_LEVEL", "WARNING"), "VLLM_ENABLE_V1_MULTIPROCESSING": "1"}
     actor = ray.remote(GenerationWorker).options(num_cpus=0, runtime_env={"env_vars": env}).remote(spec)
     pid = pid_of(actor)  # returns once the engine is up (the constructor has run)
     recorded = descendants(pid)

@@ -30,7 +30,7 @@ import pytest
 from jobs.cli.main import main
 from jobs.usecases.run import run
 from jobs.config import merge_config
-from jobs.usecases.run import generate_and_verify
+from jobs.usecases.run import generate_and_follow
 from jobs.store.root import RunStore
 from verifiers import get_verifier
 
@@ -58,7 +58,7 @@ def config_file(tmp_path_factory, tiny_model) -> str:
 def reference(pool, config_file, tmp_path_factory) -> RunStore:
     """The uninterrupted run, on the shared engine, with its metrics."""
     root = str(tmp_path_factory.mktemp("reference") / "run")
-    generated, verified = generate_and_verify(merge_config(config_file, [f"run.root={root}"]), pool)
+    generated, verified, _ = generate_and_follow(merge_config(config_file, [f"run.root={root}"]), pool)
     assert (generated.units_total, len(generated.generated), verified.units) == (UNITS, UNITS, UNITS)
     assert main(["metrics", root]) == 0
     return RunStore(root)

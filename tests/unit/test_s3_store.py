@@ -17,7 +17,6 @@ from jobs.cli.main import main
 from jobs.errors import StoreError
 from jobs.problems.units import unit_id
 from jobs.store.root import RunStore
-from jobs.stages.verification import VerifyWorker
 from workers.samples import SAMPLES_SCHEMA
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

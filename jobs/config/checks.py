@@ -1,0 +1,118 @@
+"""Values and combinations of a config that the schema's types cannot express: one-line
+`ConfigError`s naming the key and the fix."""
+
+from jobs.config.schema import JobConfig, MetricsConfig, ScoreConfig, VerifyConfig
+from jobs.errors import ConfigError
+from jobs.ray_syntax import label_selector_error, resources_error
+from verifiers.registry import VerifySettings
+
+
+SANDBOX_MODES = ("auto", "bwrap", "rlimits")
+
+
+def verify_settings(config: VerifyConfig) -> VerifySettings:
+    """What the verifiers take of a verify section (the rest says where they run)."""
+    return VerifySettings(timeout_s=config.timeout_s, memory_mb=config.memory_mb, sandbox=config.sandbox)
+
+
+def check_verify_config(v: VerifyConfig) -> None:
+    if v.workers is not None and v.workers < 1:
+        raise ConfigError(f"config key 'verify.workers' is {v.workers}: it must be at least 1")
+    if v.max_unit_retries < 0:
+        raise ConfigError(f"config key 'verify.max_unit_retries' is {v.max_unit_retries}: it must be >= 0")
+    if v.timeout_s <= 0:
+        raise ConfigError(f"config key 'verify.timeout_s' is {v.timeout_s}: it must be > 0")
+    if v.memory_mb < 64:
+        raise ConfigError(f"config key 'verify.memory_mb' is {v.memory_mb}: it must be at least 64")
+    if v.sandbox not in SANDBOX_MODES:
+        raise ConfigError(f"config key 'verify.sandbox' is {v.sandbox!r}: use one of {', '.join(SANDBOX_MODES)}")
+    check_placement_keys("verify", v.resources, v.label_selector)
+
+
+def check_placement_keys(section: str, resources: dict, label_selector: dict) -> None:
+    """`<section>.resources` and `<section>.label_selector` as Ray will take them."""
+    problem = resources_error(resources, f"{section}.resources") or label_selector_error(label_selector, f"{section}.label_selector")
+    if problem:
+        raise ConfigError(problem)
+
+
+SCORE_KINDS = ("outcome", "process")
+SCORE_AGGREGATES = ("last", "min", "prod", "mean")
+SCORE_STARTS = ("after_generation", "with_generation")
+
+
+def check_score_config(s: ScoreConfig) -> None:
+    for key, value, allowed in (("kind", s.kind, SCORE_KINDS), ("aggregate", s.aggregate, SCORE_AGGREGATES),
+                                ("start", s.start, SCORE_STARTS)):
+        if value not in allowed:
+            raise ConfigError(f"config key 'score.{key}' is {value!r}: use one of {', '.join(allowed)}")
+    for key, value in (("max_model_len", s.max_model_len), ("tensor_parallel_size", s.tensor_parallel_size)):
+        if value < 1:
+            raise ConfigError(f"config key 'score.{key}' is {value}: it must be at least 1")
+    if s.workers is not None and s.workers < 1:
+        raise ConfigError(f"config key 'score.workers' is {s.workers}: it must be at least 1")
+    if s.max_unit_retries < 0:
+        raise ConfigError(f"config key 'score.max_unit_retries' is {s.max_unit_retries}: it must be >= 0")
+    if s.cpus_per_worker <= 0:
+        raise ConfigError(f"config key 'score.cpus_per_worker' is {s.cpus_per_worker}: it must be > 0")
+    if not s.step_separator:
+        raise ConfigError("config key 'score.step_separator' is empty: a process reward model needs steps, e.g. '\\n\\n'")
+    if s.gpu_memory_utilization is not None and not 0 < s.gpu_memory_utilization <= 1:
+        raise ConfigError(f"config key 'score.gpu_memory_utilization' is {s.gpu_memory_utilization}: it must be in (0, 1]")
+    check_placement_keys("score", s.resources, s.label_selector)
+
+
+def check_metrics_config(m: MetricsConfig) -> None:
+    if m.ks is not None and (not m.ks or min(m.ks) < 1):
+        raise ConfigError(f"config key 'metrics.ks' is {list(m.ks)}: give sample counts >= 1, e.g. metrics.ks=[1,10,100]")
+    if m.draws is not None and m.draws < 2:
+        raise ConfigError(f"config key 'metrics.draws' is {m.draws}: it must be at least 2 (a standard error needs two)")
+    if m.model_params is not None and m.model_params < 1:
+        raise ConfigError(f"config key 'metrics.model_params' is {m.model_params}: it must be at least 1")
+
+
+def check_config(config: JobConfig) -> None:
+    """Values and combinations the schema's types cannot express."""
+    s, m, p = config.sampling, config.model, config.problems
+    positive = {
+        "sampling.n": s.n,
+        "sampling.max_tokens": s.max_tokens,
+        "model.max_model_len": m.max_model_len,
+        "model.tensor_parallel_size": m.tensor_parallel_size,
+        "plan.samples_per_unit": config.plan.samples_per_unit,
+    }
+    if p.limit is not None:
+        positive["problems.limit"] = p.limit
+    if config.cluster.max_unit_retries < 0:
+        raise ConfigError(f"config key 'cluster.max_unit_retries' is {config.cluster.max_unit_retries}: it must be >= 0")
+    if config.cluster.num_workers is not None:
+        positive["cluster.num_workers"] = config.cluster.num_workers
+    if config.cluster.cpus_per_worker <= 0:
+        raise ConfigError(f"config key 'cluster.cpus_per_worker' is {config.cluster.cpus_per_worker}: it must be > 0")
+    check_placement_keys("cluster", config.cluster.resources, config.cluster.label_selector)
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"config key '{key}' is {value}: it must be at least 1")
+    if s.temperature < 0:
+        raise ConfigError(f"config key 'sampling.temperature' is {s.temperature}: it must be >= 0")
+    if not 0 < s.top_p <= 1:
+        raise ConfigError(f"config key 'sampling.top_p' is {s.top_p}: it must be in (0, 1]")
+    if s.temperature == 0 and s.n > 1:
+        raise ConfigError(
+            f"sampling.temperature=0 with sampling.n={s.n} gives {s.n} identical greedy samples: "
+            "set sampling.temperature > 0 or sampling.n=1"
+        )
+    if s.max_tokens >= m.max_model_len:
+        raise ConfigError(
+            f"sampling.max_tokens={s.max_tokens} leaves no room for a prompt in "
+            f"model.max_model_len={m.max_model_len}: lower max_tokens or raise max_model_len"
+        )
+    if m.gpu_memory_utilization is not None and not 0 < m.gpu_memory_utilization <= 1:
+        raise ConfigError(
+            f"config key 'model.gpu_memory_utilization' is {m.gpu_memory_utilization}: it must be in (0, 1]"
+        )
+    check_verify_config(config.verify)
+    check_score_config(config.score)
+    check_metrics_config(config.metrics)
+    if config.metrics.score == "reward" and config.score.model is None:
+        raise ConfigError("metrics.score=reward needs a reward model to score the samples: set score.model=PATH")
