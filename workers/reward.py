@@ -22,13 +22,14 @@ The engine's processes die with the process that owns it: the same watchdog as t
 engine (`workers.engine.start_watchdog`).
 """
 
+import contextlib
 import json
 import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from workers.engine import CPU_KV_CACHE_BYTES, first_line, start_watchdog
+from workers.engine import CPU_KV_CACHE_BYTES, first_line, runs_in_process, start_watchdog, vllm_in_process
 
 
 OUTCOME, PROCESS = "outcome", "process"
@@ -295,7 +296,10 @@ class RewardEngine:
 
         self.spec = spec
         before = {child.pid for child in psutil.Process().children()}
-        self.llm = LLM(**reward_engine_args(spec, on_cpu=current_platform.is_cpu()))
+        args = reward_engine_args(spec, on_cpu=current_platform.is_cpu())
+        # As the generation engine: a one-rank CPU engine runs in this process (workers.engine).
+        with vllm_in_process() if runs_in_process(args, current_platform.is_cpu()) else contextlib.nullcontext():
+            self.llm = LLM(**args)
         # The processes the engine started; see workers.engine.Engine.
         started = [child.pid for child in psutil.Process().children() if child.pid not in before]
         self._watchdog = start_watchdog(started) if started else None
