@@ -48,6 +48,24 @@ class EngineSpec:
     in_placement_group: bool = field(default=False, compare=False)
 
 
+def memory_args(kv_cache_memory_bytes: int | None, gpu_memory_utilization: float | None, on_cpu: bool) -> dict[str, Any]:
+    """The KV cache budget: an explicit size if set, else a share of GPU memory if set, else
+    vLLM's default share on a GPU and a fixed size on a CPU."""
+    if kv_cache_memory_bytes is not None:
+        return {"kv_cache_memory_bytes": kv_cache_memory_bytes}
+    if gpu_memory_utilization is not None:
+        return {"gpu_memory_utilization": gpu_memory_utilization}
+    return {"kv_cache_memory_bytes": CPU_KV_CACHE_BYTES} if on_cpu else {}
+
+
+def placement_group_args(tensor_parallel_size: int, in_placement_group: bool) -> dict[str, Any]:
+    """vLLM's multiprocessing executor would start its ranks on whichever GPUs the process
+    sees, not the ones Ray reserved; its Ray executor puts one worker in each GPU bundle of the
+    actor's group. Recent vLLM picks it itself inside a placement group; saying so keeps that
+    from depending on the vLLM release."""
+    return {"distributed_executor_backend": "ray"} if in_placement_group and tensor_parallel_size > 1 else {}
+
+
 def engine_args(spec: EngineSpec, on_cpu: bool) -> dict[str, Any]:
     """Keyword arguments of `vllm.LLM` for `spec`; `engine_kwargs` overrides the rest."""
     args: dict[str, Any] = {
@@ -58,19 +76,9 @@ def engine_args(spec: EngineSpec, on_cpu: bool) -> dict[str, Any]:
         "tensor_parallel_size": spec.tensor_parallel_size,
         "enforce_eager": spec.enforce_eager,
         "enable_prefix_caching": spec.enable_prefix_caching,
+        **memory_args(spec.kv_cache_memory_bytes, spec.gpu_memory_utilization, on_cpu),
+        **placement_group_args(spec.tensor_parallel_size, spec.in_placement_group),
     }
-    if spec.kv_cache_memory_bytes is not None:
-        args["kv_cache_memory_bytes"] = spec.kv_cache_memory_bytes
-    elif spec.gpu_memory_utilization is not None:
-        args["gpu_memory_utilization"] = spec.gpu_memory_utilization
-    elif on_cpu:
-        args["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
-    if spec.in_placement_group and spec.tensor_parallel_size > 1:
-        # vLLM's multiprocessing executor would start its ranks on whichever GPUs the process
-        # sees, not the ones Ray reserved; its Ray executor puts one worker in each GPU bundle
-        # of the actor's group. Recent vLLM picks it itself inside a placement group; saying
-        # so keeps that from depending on the vLLM release.
-        args["distributed_executor_backend"] = "ray"
     if on_cpu:
         # vLLM's CPU sampler cannot rewind a seeded generator when chunked prefill splits a
         # prompt over steps ("CPU Generator does not use offset"): every sample here is seeded.

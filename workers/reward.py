@@ -29,7 +29,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from workers.engine import CPU_KV_CACHE_BYTES, first_line, runs_in_process, start_watchdog, vllm_in_process
+from workers.engine import (first_line, memory_args, placement_group_args, runs_in_process, start_watchdog,
+                            vllm_in_process)
 
 
 OUTCOME, PROCESS = "outcome", "process"
@@ -61,6 +62,8 @@ class RewardSpec:
     gpu_memory_utilization: float | None = None
     enforce_eager: bool = False
     engine_kwargs: dict[str, Any] = field(default_factory=dict, hash=False)
+    # Set by the driver for an engine whose actor holds a placement group (see EngineSpec).
+    in_placement_group: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -83,14 +86,9 @@ def reward_engine_args(spec: RewardSpec, on_cpu: bool) -> dict[str, Any]:
         "enforce_eager": spec.enforce_eager,
         # The pooling runner, not "auto": a model is never generated from here.
         "runner": "pooling",
+        **memory_args(spec.kv_cache_memory_bytes, spec.gpu_memory_utilization, on_cpu),
+        **placement_group_args(spec.tensor_parallel_size, spec.in_placement_group),
     }
-    if spec.kv_cache_memory_bytes is not None:
-        args["kv_cache_memory_bytes"] = spec.kv_cache_memory_bytes
-    elif spec.gpu_memory_utilization is not None:
-        args["gpu_memory_utilization"] = spec.gpu_memory_utilization
-    elif on_cpu:
-        # As workers/engine.py: on the CPU vLLM reads gpu_memory_utilization as a share of host RAM.
-        args["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
     # Chunked prefill stays at vLLM's default even on the CPU (workers/engine.py turns it off
     # there for seeded sampling; a pooling request samples nothing): on for a classifier (its
     # LAST pooler reads the final chunk), off for the token-wise STEP pooler (vLLM's choice).

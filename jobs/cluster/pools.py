@@ -60,9 +60,10 @@ def scoring_pool(spec: RewardSpec, num_workers: int | None = None, cpus_per_work
     """Reward-model actors, placed like generation's (one GPU each, or a placement group per
     actor with tensor parallelism; one actor on a CPU machine)."""
     placed = generation_placement(cluster_nodes(), spec.tensor_parallel_size, cpus_per_worker, num_workers, placement)
+    actor_spec = replace(spec, in_placement_group=placed.uses_placement_groups)
     env = {"VLLM_LOGGING_LEVEL": os.environ.get("VLLM_LOGGING_LEVEL", "WARNING")}
     return UnitExecutor(Stage(
-        "scoring", worker_class, (spec,), placed, identity=spec, max_unit_retries=max_unit_retries,
+        "scoring", worker_class, (actor_spec,), placed, identity=spec, max_unit_retries=max_unit_retries,
         units_in_flight=2, env_vars=env, close_timeout_s=ENGINE_CLOSE_TIMEOUT_S,
         what_failed_to_start=f"score.model={spec.model}: the reward model's engine", serves=f" for {spec.model}",
     ))
