@@ -22,8 +22,10 @@ sum to at most the budget left, and grants stay within a problem's reserve.
 Determinism. A decision depends on the settings, on quantities fixed at the last barrier (the
 reserves, and the prior fitted to round 1 only), and on the problem's own verdicts for exactly
 its samples 0..n-1; never on another problem's in-round verdicts, the clock, or which unit
-finished first. So the order in which verdicts arrive cannot change any decision, and the
-same command gives the same sample pool; `replay` recomputes every decision from the stored
+finished first. (A budget drawn from freely by problems as their verdicts land would go to
+whichever problem asked first; reserving it at a barrier makes the split a function of stored
+verdicts.) So the order in which verdicts arrive cannot change any decision, and the same
+command gives the same sample pool; `replay` recomputes every decision from the stored
 verdicts (which is also how a resumed driver finds where it stands). The prior uses round 1
 only because later rounds are adaptive: problems that were solved early drew fewer samples,
 which would bias a refit.
@@ -40,7 +42,8 @@ The budget split at a barrier (ties broken by problem-set order, so it is a pure
   best first until the budget runs out (the last one cut to fit). The value of a reserve counts
   the chance that earlier blocks already solve the problem (the reserve is an upper bound on
   what it spends, and the budget must hold for the worst case); samples it does not spend come
-  back at the next barrier.
+  back at the next barrier. Hopelessness is judged as the problem itself would on reaching a
+  block unsolved: that block's gain per sample under its posterior then, against `min_gain`.
 
 The ladder. Grants come in blocks that keep work units regular: with `step` unset a problem
 doubles (first, 2 first, 4 first, ... then sampling.n), with `step` set it moves in blocks of
@@ -49,13 +52,21 @@ ends; the one after realigns to the ladder. Every problem granted in the same st
 ladder asks for the same sample range, so the planner can batch them into units.
 """
 
+import heapq
 import math
 import statistics
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Hashable, Mapping, Sequence
 
-from jobs.allocate.posterior import BetaPrior, coverage_gain, fit_prior, leader_confidence, miss_probability
-from jobs.allocate.posterior import count_votes, weighted_votes
+from jobs.allocate.posterior import (
+    BetaPrior,
+    count_votes,
+    coverage_gain,
+    fit_prior,
+    leader_confidence,
+    miss_probability,
+    weighted_votes,
+)
 
 POLICIES = ("uniform", "until_solved", "coverage", "confidence")
 DEFAULT_FIRST = 8
@@ -240,28 +251,34 @@ def even_split(wants: Sequence[int], total: int) -> list[int]:
 
 def _fill_by_gain(settings: AllocationSettings, states: Sequence[ProblemState], prior: BetaPrior,
                   left: int) -> tuple[list[int], float | None]:
-    blocks = []  # (-gain per sample, problem, block number, size)
-    for i, state in enumerate(states):
-        if not wants_more(settings, state, prior):
-            continue
-        a, b = prior.alpha, prior.beta + state.drawn
-        drawn, value = state.drawn, math.inf
-        while drawn < settings.cap and _block_value(settings, prior, drawn) >= settings.min_gain:
-            size = ladder_step(settings, drawn)
-            offset = drawn - state.drawn
-            gain = miss_probability(a, b, offset) - miss_probability(a, b, offset + size)
-            value = min(value, gain / size)  # concave in exact arithmetic; keep rounding from reordering
-            blocks.append((-value, i, len(blocks), size))
-            drawn += size
+    """Blocks best first (ties: problem order) until `left` runs out. A heap holds each problem's
+    next block: its blocks come in decreasing value, so this takes them in the order of a sort
+    of all blocks, at the cost of the blocks taken only."""
+    heap = [_block(settings, prior, s.drawn, s.drawn, math.inf, i)
+            for i, s in enumerate(states) if wants_more(settings, s, prior)]
+    heapq.heapify(heap)
     reserve, level = [0] * len(states), None
-    for negative_value, i, _, size in sorted(blocks):
-        if left == 0:
-            break
+    while heap and left:
+        negative_value, i, drawn, size = heapq.heappop(heap)
         take = min(size, left)
         reserve[i] += take
         left -= take
         level = -negative_value
+        after = drawn + size
+        if after < settings.cap and _block_value(settings, prior, after) >= settings.min_gain:
+            heapq.heappush(heap, _block(settings, prior, states[i].drawn, after, level, i))
     return reserve, level
+
+
+def _block(settings: AllocationSettings, prior: BetaPrior, start: int, drawn: int, ceiling: float,
+           index: int) -> tuple[float, int, int, int]:
+    """(-value, problem, drawn, size) of the ladder block at `drawn` of a problem unsolved at
+    `start` (the barrier): its expected gain per sample seen from the barrier, so counting the
+    chance that the blocks before it solve the problem first."""
+    size = ladder_step(settings, drawn)
+    a, b = prior.alpha, prior.beta + start
+    gain = miss_probability(a, b, drawn - start) - miss_probability(a, b, drawn - start + size)
+    return -min(ceiling, gain / size), index, drawn, size  # concave exactly; keep rounding from reordering
 
 
 # --- replay ---------------------------------------------------------------------------------
@@ -300,6 +317,8 @@ def replay(settings: AllocationSettings, results: Sequence[SampleResults]) -> Pr
     asked for are ignored. (It recomputes from scratch, O(samples); a driver may instead keep
     the current plan and call `grant` as verdicts land.)
     """
+    if len(results) != settings.problems:
+        raise ValueError(f"results of {len(results)} problems for {settings.problems} problems")
     first = settings.first_samples
     target = [first] * settings.problems
     if not settings.adaptive or any(len(r.passed) < first for r in results):
