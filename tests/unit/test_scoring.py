@@ -1,5 +1,5 @@
 """The scoring stage and `troop score` without a model: a `FakeRewardEngine` stands in for vLLM
-(tests/integration/test_scoring.py runs the real pooling engine). One score file per unit with
+(tests/integration/test_score_pool.py runs the real pooling engine). One score file per unit with
 the scores contract, identical completions scored once, incremental reruns, a second reward
 model beside the first, over-long completions, and the one-line errors."""
 
