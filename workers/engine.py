@@ -107,6 +107,10 @@ def runs_in_process(args: dict[str, Any], on_cpu: bool) -> bool:
         and args.get("distributed_executor_backend") in (None, "uni")
         and "VLLM_ENABLE_V1_MULTIPROCESSING" not in os.environ
         and os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "auto") == "auto"
+        # vLLM's kernel registration (triton_utils.dispatcher) scans every loaded module and
+        # fails on llvmlite's FFI wrappers: where numba is loaded (a driver that computed
+        # metrics), the engine keeps vLLM's own processes.
+        and "llvmlite" not in sys.modules
         and "VLLM_CPU_NUM_OF_RESERVED_CPU" not in os.environ
     )
 

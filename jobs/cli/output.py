@@ -65,11 +65,14 @@ def print_metrics(result) -> None:
     )
     if counts.get("problems_refused"):
         out.print(f"{counts['problems_refused']} problem(s) have no samples (the engine refused their prompt, see failures/) and are not in these numbers")
-    table = Table(caption=f"95% bootstrap intervals over problems; best-of-k and weighted by {metrics['score']}")
+    caption = f"95% bootstrap intervals over problems; best-of-k and weighted by {metrics['score']}"
     names = [("pass_at_k", "pass@k"), ("majority_at_k", "maj@k"), ("best_of_k", "best-of-k"), ("weighted_at_k", "weighted@k")]
     if "best_of_k_reward" in metrics:  # the selection comparison: by the policy's log-prob against the reward model
         names = [names[0], names[1], ("best_of_k_logprob", "best-of-k logprob"), ("best_of_k_reward", "best-of-k reward"),
                  ("weighted_at_k_reward", "weighted@k reward")]
+        caption = (f"95% bootstrap intervals over problems; logprob: the policy's mean token log-prob; reward: "
+                   f"{metrics['reward']['scorer']}, the vote weighted by {metrics['reward']['vote_weight']}")
+    table = Table(caption=caption)
     table.add_column("k", justify="right")
     for name, title in names:
         if name in metrics:
@@ -88,6 +91,8 @@ def print_run(summary) -> None:
     print_generate(summary.generated)
     if summary.verified is not None:
         print_verify(summary.verified)
+    if summary.scored is not None:
+        print_score(summary.scored)
     out.print(f"run: {summary.root}")
     if summary.metrics is not None:
         print_metrics(summary.metrics)

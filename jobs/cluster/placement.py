@@ -147,10 +147,11 @@ def no_room(nodes: list[Node], demand: dict, tensor_parallel_size: int, cpus_per
 
 def verify_actor_cpus(workers: int | None, free_cpus: float, slots: int) -> tuple[int, float]:
     """(actors, CPUs per actor): by default one CPU each, as many as `slots` (one-CPU actors
-    that fit node by node); an explicit `workers` beyond the free CPUs shares them, so no actor
+    that fit node by node), or one actor on what is left where no whole CPU is free (other
+    actors hold fractions); an explicit `workers` beyond the free CPUs shares them. So no actor
     waits for a CPU that never frees."""
     if workers is None:
-        return max(1, slots), 1.0
+        return (slots, 1.0) if slots else (1, round(min(1.0, max(free_cpus, 0.0)), 4))
     per_actor = min(1.0, free_cpus / workers) if free_cpus > 0 else 0.0
     return workers, round(per_actor, 4)
 

@@ -5,7 +5,6 @@ import pytest
 
 from jobs.config import JobConfig, merge_config
 from jobs.cluster.pools import generation_pool
-from doubles import SCORE_KEYS
 from workers.engine import EngineSpec
 
 # vLLM's own test runner uses a small max_model_len and enforce_eager=True.
@@ -31,17 +30,6 @@ def ray_session():
 def pool(ray_session, tiny_model):
     spec = EngineSpec(model=tiny_model, dtype="float32", max_model_len=256, enforce_eager=True)
     with generation_pool(spec, num_workers=1) as shared:
-        yield shared
-
-
-@pytest.fixture(scope="session")
-def score_pool(ray_session, reward_models):
-    """One scoring actor for the session, holding the one-label outcome model."""
-    from jobs.cluster.pools import start_scoring
-    from jobs.config import merge_config
-
-    config = merge_config(None, ["run.root=/unused", "model.path=unused", f"score.model={reward_models['orm1']}", *SCORE_KEYS])
-    with start_scoring(config.score) as shared:
         yield shared
 
 

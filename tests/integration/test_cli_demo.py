@@ -63,6 +63,13 @@ def test_demo_shows_coverage_growing_with_k(demo_root):
     for png in ("coverage", "selection", "difficulty", "pass_rates", "tokens"):
         assert f'src="{png}.png"' in report and (root / "report" / f"{png}.png").stat().st_size > 10_000
     assert f"report: {root}/report/index.html" in result.stdout
+    # The demo's reward model scored every sample: the selection comparison is in the table.
+    [scores] = list((root / "scores").iterdir())
+    assert scores.name.startswith("reward_model-") and metrics["reward"]["scorer"] == scores.name
+    assert sorted(p.name for p in scores.glob("unit-*.parquet")) == sorted(p.name for p in (root / "samples").glob("unit-*.parquet"))
+    for name in ("best_of_k_logprob", "best_of_k_reward", "weighted_at_k_reward"):
+        assert list(metrics[name]) == list(curve)
+    assert "best-of-k reward" in result.stdout and f"scored 4 units with {scores.name}: 6,400 samples" in result.stdout
 
 
 def test_root_commands_on_the_demo(demo_root):

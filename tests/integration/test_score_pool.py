@@ -20,6 +20,18 @@ from tiny_reward import load_reference, reference_logits
 from workers.reward import RewardSpec, Scored, encode_input, reward_input
 
 
+@pytest.fixture(scope="module")
+def score_pool(ray_session, reward_models):
+    """One scoring actor for this module, holding the one-label outcome model (gone after it, with its
+    CPU share)."""
+    from jobs.cluster.pools import start_scoring
+    from jobs.config import merge_config
+
+    config = merge_config(None, ["run.root=/unused", "model.path=unused", f"score.model={reward_models['orm1']}", *SCORE_KEYS])
+    with start_scoring(config.score) as shared:
+        yield shared
+
+
 def score_config(make_config, reward_models, name: str, *overrides):
     return make_config(name, f"score.model={reward_models['orm1']}", *SCORE_KEYS, *overrides)
 

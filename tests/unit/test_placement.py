@@ -247,3 +247,11 @@ def test_an_unquoted_negated_selector_override_is_a_one_line_error():
 def test_bad_verify_placement_values_are_refused_for_an_existing_root_too():
     with pytest.raises(ConfigError, match=r"^config key 'verify.resources.sandbox_host' is -2.0"):
         merge_root_config("/r", None, ["verify.resources.sandbox_host=-2"])
+
+
+def test_a_verifier_takes_the_fraction_left_where_no_whole_cpu_is_free():
+    """An engine actor holds 1 of 2 CPUs and a scoring actor 0.1: one verifier on the 0.9 left,
+    not one that waits for a whole CPU forever; nothing left: one that shares (0 CPUs)."""
+    placement = verify_placement([Node({"CPU": 0.9})])
+    assert (placement.num_workers, placement.options["num_cpus"]) == (1, 0.9)
+    assert verify_placement([Node({"CPU": 0.0})]).options["num_cpus"] == 0.0

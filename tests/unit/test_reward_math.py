@@ -309,3 +309,20 @@ def test_specs_are_hashable_and_engine_kwargs_do_not_count():
     assert hash(RewardSpec(model="/m", engine_kwargs={"a": 1})) == hash(RewardSpec(model="/m"))
     assert RewardSpec(model="/m", kind="process") != RewardSpec(model="/m")
     assert Scored(None, None, "why").reward is None
+
+
+def test_a_one_rank_cpu_engine_runs_in_process_unless_numba_is_loaded(monkeypatch):
+    """vLLM's kernel registration fails on llvmlite's objects: in a process that loaded numba
+    (metrics), the engine keeps vLLM's own processes (workers.engine.runs_in_process)."""
+    import sys
+
+    from workers.engine import runs_in_process
+
+    for name in ("VLLM_ENABLE_V1_MULTIPROCESSING", "VLLM_CPU_OMP_THREADS_BIND", "VLLM_CPU_NUM_OF_RESERVED_CPU"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delitem(sys.modules, "llvmlite", raising=False)
+    assert runs_in_process({"tensor_parallel_size": 1}, on_cpu=True)
+    assert not runs_in_process({"tensor_parallel_size": 2}, on_cpu=True)
+    assert not runs_in_process({"tensor_parallel_size": 1}, on_cpu=False)
+    monkeypatch.setitem(sys.modules, "llvmlite", object())
+    assert not runs_in_process({"tensor_parallel_size": 1}, on_cpu=True)
