@@ -6,6 +6,15 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))  # tests/tiny_model.py
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SERVER_FIXTURES = {"s3_endpoint", "s3_bucket"}  # a moto S3 server
+
+
+def pytest_collection_modifyitems(items):
+    """A test that needs the moto server is `slow`, whatever module it is in (the quick pass,
+    `pytest -m "not integration and not slow"`, runs without servers and subprocesses)."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

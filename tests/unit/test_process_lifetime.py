@@ -14,7 +14,10 @@ import psutil
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's"),
+    pytest.mark.slow,  # each test starts process trees and SIGKILLs them
+]
 
 # A child that optionally sets its death signal, says so, and sleeps.
 CHILD = "import sys, time\nif sys.argv[1] == 'die':\n    from verifiers.sandbox import die_with_parent\n    die_with_parent(int(sys.argv[2]))\nprint('ready', flush=True)\ntime.sleep(600)\n"

@@ -245,6 +245,7 @@ def troop(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "jobs", *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
 
 
+@pytest.mark.slow  # `troop` subprocesses
 def test_the_commands_refuse_an_unreachable_cluster_in_one_line():
     for args in (["jobs"], ["logs", "raysubmit_1"], ["stop", "raysubmit_1"], ["submit", "conf/demo.yaml"]):
         result = troop(*args, "--address", "http://127.0.0.1:9")
@@ -253,6 +254,7 @@ def test_the_commands_refuse_an_unreachable_cluster_in_one_line():
         assert "no Ray job server at http://127.0.0.1:9" in line and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # a `troop` subprocess
 def test_a_bad_config_fails_before_the_cluster_is_asked():
     result = troop("submit", "--address", "http://127.0.0.1:9", "conf/demo.yaml", "sampling.temprature=0.5")
     assert result.returncode == 2
