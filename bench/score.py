@@ -1,9 +1,11 @@
 """Scoring throughput: Troop's `troop score` stage, raw vLLM and a transformers loop on one pool.
 
-    .venv/bin/python bench/score.py [--problems 200] [--n 16] [--repeats 3]
+    .venv/bin/python bench/score.py [--problems 200] [--n 16] [--repeats 3] [--context-words 0]
 
-One command, one pool of distinct completions (problems x n, each prompt + completion about 80
-to 160 tokens), one outcome reward model (a random `LlamaForSequenceClassification` built by
+One command, one pool of distinct completions (problems x n; a short prompt and a completion of
+about 120 tokens, or with `--context-words W` a problem statement of about 4.5 W tokens before
+the question, shared by the problem's n completions, as a long task's prompt is), one outcome
+reward model (a random `LlamaForSequenceClassification` built by
 tests/tiny_reward.py), reporting samples scored per second at steady state (engine start apart):
 - troop: `jobs.usecases.score.score_run` (what `troop score ROOT` runs) on one scoring actor
   (`jobs.cluster.pools.scoring_pool`), reading the sample units and writing score units as
@@ -29,12 +31,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
-MAX_MODEL_LEN = 512
+MAX_MODEL_LEN = 1024
 UNIT_SAMPLES = 256
 WORDS = "the answer is so we add carry one then subtract two and check each step again".split()
 
 
-def write_pool(root: str, problems: int, n: int):
+def write_pool(root: str, problems: int, n: int, context_words: int = 0):
     """A run root with problems.parquet and sample units of distinct completions."""
     import pyarrow as pa
 
@@ -45,10 +47,12 @@ def write_pool(root: str, problems: int, n: int):
     rng = random.Random(0)
     store = RunStore(root)
     ids = [f"q{i:05d}" for i in range(problems)]
-    prompts = [f"Question {i}: what is {rng.randint(10, 99)} + {rng.randint(10, 99)}? Think step by step." for i in range(problems)]
+    contexts = [" ".join(rng.choice(WORDS) for _ in range(context_words)) for _ in range(problems)]
+    prompts = [f"{c}\nQuestion {i}: what is {rng.randint(10, 99)} + {rng.randint(10, 99)}? Think step by step."
+               for i, c in enumerate(contexts)]
     store.write_table(store.problems, pa.table({"problem_id": ids, "prompt": prompts}))
     for unit in plan_units(ids, n, UNIT_SAMPLES):
-        rows = [(pid, s, " ".join(rng.choice(WORDS) for _ in range(rng.randint(60, 130))) + f" {s}")
+        rows = [(pid, s, " ".join(rng.choice(WORDS) for _ in range(rng.randint(15, 35))) + f" {s}")
                 for pid in unit.problem_ids for s in range(unit.sample_start, unit.sample_end)]
         table = pa.table({"problem_id": [r[0] for r in rows], "sample_idx": [r[1] for r in rows],
                           "text": [r[2] for r in rows], "num_tokens": [0] * len(rows), "cumulative_logprob": [0.0] * len(rows),
@@ -106,6 +110,7 @@ def main() -> None:
     parser.add_argument("--problems", type=int, default=200)
     parser.add_argument("--n", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--context-words", type=int, default=0, help="words of problem statement before each question")
     args = parser.parse_args()
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     import ray
@@ -119,7 +124,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="troop-bench-score-") as tmp:
         model_dir = build_tiny_orm(os.path.join(tmp, "orm"), max_positions=MAX_MODEL_LEN)
-        store, prompts = write_pool(os.path.join(tmp, "run"), args.problems, args.n)
+        store, prompts = write_pool(os.path.join(tmp, "run"), args.problems, args.n, args.context_words)
         config = ScoreConfig(model=model_dir, dtype="float32", max_model_len=MAX_MODEL_LEN, enforce_eager=True,
                              kv_cache_memory_bytes=256 << 20)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
