@@ -27,21 +27,29 @@ ENGINE_CLOSE_TIMEOUT_S = 60
 CHECKER_CLOSE_TIMEOUT_S = 10
 
 
-def generation_pool(spec: EngineSpec, num_workers: int | None = None, cpus_per_worker: float = 1.0,
-                    max_unit_retries: int = 2, worker_class=GenerationWorker,
-                    placement: PlacementSettings = PlacementSettings()) -> UnitExecutor:
-    """`num_workers` actors (None: as many as the cluster holds), each owning one engine built
-    from `spec`; `placement` adds custom resources and node labels."""
+def _engine_stage(name: str, spec, num_workers: int | None, cpus_per_worker: float, max_unit_retries: int,
+                  worker_class, placement: PlacementSettings, start_error: str) -> UnitExecutor:
+    """Actors that each own one vLLM engine built from `spec` (generation's or a reward model's):
+    one GPU each, or a placement group per actor with tensor parallelism; one on a CPU machine."""
     placed = generation_placement(cluster_nodes(), spec.tensor_parallel_size, cpus_per_worker, num_workers, placement)
     # The engine is told it owns a placement group, so it runs its ranks in the group's GPUs.
     actor_spec = replace(spec, in_placement_group=placed.uses_placement_groups)
     # vLLM logs every engine step at INFO; a user who wants them sets VLLM_LOGGING_LEVEL.
     env = {"VLLM_LOGGING_LEVEL": os.environ.get("VLLM_LOGGING_LEVEL", "WARNING")}
     return UnitExecutor(Stage(
-        "generation", worker_class, (actor_spec,), placed, identity=spec, max_unit_retries=max_unit_retries,
+        name, worker_class, (actor_spec,), placed, identity=spec, max_unit_retries=max_unit_retries,
         units_in_flight=2, env_vars=env, close_timeout_s=ENGINE_CLOSE_TIMEOUT_S,
-        what_failed_to_start=f"model.path={spec.model}: the vLLM engine", serves=f" for {spec.model}",
+        what_failed_to_start=start_error, serves=f" for {spec.model}",
     ))
+
+
+def generation_pool(spec: EngineSpec, num_workers: int | None = None, cpus_per_worker: float = 1.0,
+                    max_unit_retries: int = 2, worker_class=GenerationWorker,
+                    placement: PlacementSettings = PlacementSettings()) -> UnitExecutor:
+    """`num_workers` actors (None: as many as the cluster holds), each owning one engine built
+    from `spec`; `placement` adds custom resources and node labels."""
+    return _engine_stage("generation", spec, num_workers, cpus_per_worker, max_unit_retries, worker_class, placement,
+                         f"model.path={spec.model}: the vLLM engine")
 
 
 def verification_pool(workers: int | None = None, max_unit_retries: int = 2, worker_class=VerifyWorker,
@@ -57,16 +65,9 @@ def verification_pool(workers: int | None = None, max_unit_retries: int = 2, wor
 def scoring_pool(spec: RewardSpec, num_workers: int | None = None, cpus_per_worker: float = 1.0,
                  max_unit_retries: int = 2, worker_class=ScoreWorker,
                  placement: PlacementSettings = PlacementSettings()) -> UnitExecutor:
-    """Reward-model actors, placed like generation's (one GPU each, or a placement group per
-    actor with tensor parallelism; one actor on a CPU machine)."""
-    placed = generation_placement(cluster_nodes(), spec.tensor_parallel_size, cpus_per_worker, num_workers, placement)
-    actor_spec = replace(spec, in_placement_group=placed.uses_placement_groups)
-    env = {"VLLM_LOGGING_LEVEL": os.environ.get("VLLM_LOGGING_LEVEL", "WARNING")}
-    return UnitExecutor(Stage(
-        "scoring", worker_class, (actor_spec,), placed, identity=spec, max_unit_retries=max_unit_retries,
-        units_in_flight=2, env_vars=env, close_timeout_s=ENGINE_CLOSE_TIMEOUT_S,
-        what_failed_to_start=f"score.model={spec.model}: the reward model's engine", serves=f" for {spec.model}",
-    ))
+    """Reward-model actors, placed like generation's."""
+    return _engine_stage("scoring", spec, num_workers, cpus_per_worker, max_unit_retries, worker_class, placement,
+                         f"score.model={spec.model}: the reward model's engine")
 
 
 def start_generation(config: JobConfig) -> UnitExecutor:
