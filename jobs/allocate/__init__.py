@@ -1,22 +1,19 @@
 """Adaptive sample allocation: how many samples each problem gets, decided from the verdicts
-that have landed (uniform, until_solved, coverage, confidence). Pure decisions over counts;
-the driver places the work. See `jobs.allocate.policies` for the rounds, the determinism rule
-and the budget split, and `jobs.allocate.posterior` for the Bayesian arithmetic."""
+that have landed (uniform, until_solved, coverage, confidence). `policies`: the decisions, pure
+functions of counts; `posterior`: the Bayesian arithmetic; `schedule`: an adaptive run's rounds
+and work units as verdicts land; `summary`: metrics.json `allocation`."""
 
 from jobs.allocate.policies import (
     POLICIES,
     AllocationSettings,
+    PlanInput,
     ProblemState,
-    Progress,
-    RoundPlan,
     SampleResults,
-    allocation_summary,
     check_settings,
+    decide,
     even_split,
-    grant,
     ladder_step,
-    plan_round,
-    replay,
+    plan_allowances,
     state_at,
     wants_more,
 )
@@ -28,9 +25,12 @@ from jobs.allocate.posterior import (
     leader_confidence,
     weighted_votes,
 )
+from jobs.allocate.schedule import Grant, Schedule, Verdict
+from jobs.allocate.summary import allocation_summary, prefix_steps
 
 __all__ = [
-    "POLICIES", "AllocationSettings", "BetaPrior", "ProblemState", "Progress", "RoundPlan", "SampleResults",
-    "allocation_summary", "check_settings", "count_votes", "coverage_gain", "even_split", "fit_prior", "grant",
-    "ladder_step", "leader_confidence", "plan_round", "replay", "state_at", "wants_more", "weighted_votes",
+    "POLICIES", "AllocationSettings", "BetaPrior", "Grant", "PlanInput", "ProblemState", "SampleResults", "Schedule",
+    "Verdict", "allocation_summary", "check_settings", "count_votes", "coverage_gain", "decide", "even_split",
+    "fit_prior", "ladder_step", "leader_confidence", "plan_allowances", "prefix_steps", "state_at", "wants_more",
+    "weighted_votes",
 ]

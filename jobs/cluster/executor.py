@@ -198,10 +198,12 @@ class UnitExecutor:
         source.put(None)
         return self.run_stream(source, on_done, progress)
 
-    def run_stream(self, source: "queue.Queue[Optional[Any]]", on_done: Callable, progress=None) -> ExecutorResult:
+    def run_stream(self, source: "queue.Queue[Optional[Any]]", on_done: Callable, progress=None,
+                   on_failed: Callable | None = None) -> ExecutorResult:
         """Units from `source` until it yields None and every unit has settled; `progress` (if
-        given) is told each unit id as it is `dispatched` and as it has `settled`."""
-        run = _Dispatch(self, on_done, progress)
+        given) is told each unit id as it is `dispatched` and as it has `settled`; `on_failed`
+        (if given) sees (unit id, (status, reason)) of a unit that failed its last attempt."""
+        run = _Dispatch(self, on_done, progress, on_failed)
         while run.open or run.pending or run.in_flight:
             run.pull(source)
             run.fill()
@@ -213,8 +215,8 @@ class UnitExecutor:
 class _Dispatch:
     """The state of one `run_stream`: tasks waiting, units in flight, the result so far."""
 
-    def __init__(self, executor: UnitExecutor, on_done: Callable, progress):
-        self.executor, self.on_done, self.progress = executor, on_done, progress
+    def __init__(self, executor: UnitExecutor, on_done: Callable, progress, on_failed: Callable | None = None):
+        self.executor, self.on_done, self.progress, self.on_failed = executor, on_done, progress, on_failed
         self.pending: deque = deque()  # (task, attempts so far)
         self.in_flight: dict = {}  # object ref -> (actor, task, attempts), in dispatch order
         self.open = True
@@ -288,6 +290,8 @@ class _Dispatch:
         else:
             log.error("%s of unit %s failed %d times, last: %s (%s)", stage.name, task.unit_id, attempts + 1, *failure)
             self.result.failed[task.unit_id] = failure
+            if self.on_failed is not None:
+                self.on_failed(task.unit_id, failure)
 
     def _tell(self, event: str, task) -> None:
         if self.progress is not None:

@@ -9,12 +9,12 @@ from jobs.config.load import (
     config_layers, merge_config, merge_layers, merge_root_config, read_config_file, to_yaml, valid_keys,
 )
 from jobs.config.schema import (
-    ClusterConfig, JobConfig, MetricsConfig, ModelConfig, PlanConfig, ProblemsConfig, RootConfig, RunConfig,
+    AllocateConfig, ClusterConfig, JobConfig, MetricsConfig, ModelConfig, PlanConfig, ProblemsConfig, RootConfig, RunConfig,
     SamplingConfig, ScoreConfig, VerifyConfig,
 )
 
 __all__ = [
-    "SANDBOX_MODES", "SCORE_AGGREGATES", "SCORE_KINDS", "SCORE_STARTS", "ClusterConfig", "JobConfig", "MetricsConfig",
+    "SANDBOX_MODES", "SCORE_AGGREGATES", "SCORE_KINDS", "SCORE_STARTS", "AllocateConfig", "ClusterConfig", "JobConfig", "MetricsConfig",
     "ModelConfig", "PlanConfig", "ProblemsConfig", "RootConfig", "RunConfig", "SamplingConfig", "ScoreConfig",
     "VerifyConfig", "check_config", "check_metrics_config", "check_placement_keys", "check_score_config",
     "check_verify_config", "config_layers", "merge_config", "merge_layers", "merge_root_config", "read_config_file",

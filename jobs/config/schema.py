@@ -137,6 +137,18 @@ class ScoreConfig:
 
 
 @dataclass
+class AllocateConfig:
+    """How many samples each problem gets (jobs.allocate): uniform, or adaptive from the verdicts."""
+
+    policy: str = "uniform"  # uniform | until_solved | coverage | confidence
+    budget: Optional[int] = None  # samples over all problems; None: sampling.n x problems (sampling.n stays the cap)
+    first: Optional[int] = None  # samples per problem in round 1; None: min(8, sampling.n)
+    step: Optional[int] = None  # samples per problem in each later round; None: first
+    confidence: float = 0.95  # confidence: stop once the leading answer beats the runner-up with this probability
+    min_gain: float = 1e-4  # coverage: stop a problem whose next samples are expected to solve it less often per sample
+
+
+@dataclass
 class MetricsConfig:
     score: Optional[str] = None  # best-of-k and weighted vote; None: mean token log-prob (cumulative_logprob / num_tokens)
     ks: Optional[list[int]] = None  # None: 1, 2, 4, ... up to the smallest n
@@ -155,6 +167,7 @@ class JobConfig:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
+    allocate: AllocateConfig = field(default_factory=AllocateConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 

@@ -9,6 +9,7 @@ scores/<scorer-key>/unit-<id>.parquet                             (scores(key))
 search/unit-<id>.parquet         a step-level search's tree       (SEARCH)
 failures/unit-<id>.parquet       refused prompts, failed units    (FAILURES)
 progress.json                    units in flight, by the driver   (PROGRESS)
+allocation.json                  an adaptive run's driver facts   (ALLOCATION_JSON)
 metrics.json, metrics/<name>.parquet                              (METRICS_JSON, metrics_table(name))
 report/index.html, *.png                                          (REPORT)
 sweep.yaml                       a sweep root's points            (SWEEP_YAML)
@@ -26,6 +27,7 @@ SCORES = "scores"
 SEARCH = "search"
 FAILURES = "failures"
 PROGRESS = "progress.json"
+ALLOCATION_JSON = "allocation.json"
 METRICS_JSON = "metrics.json"
 METRICS = "metrics"
 REPORT = "report"

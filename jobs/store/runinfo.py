@@ -14,12 +14,12 @@ from importlib import metadata
 import pyarrow as pa
 from omegaconf import OmegaConf
 
-from jobs.config import JobConfig, to_yaml, verify_settings
+from jobs.config import AllocateConfig, JobConfig, to_yaml, verify_settings
 from jobs.errors import ConfigError, StoreError, TroopError
 from jobs.store.root import RunStore
 
 # Config sections whose values change the samples; others (verify, metrics, cluster) never do.
-SAMPLE_SECTIONS = ("run.seed", "model", "sampling", "problems")
+SAMPLE_SECTIONS = ("run.seed", "model", "sampling", "problems", "allocate")
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
@@ -116,6 +116,8 @@ def _sample_settings(job: dict) -> dict:
         for part in key.split("."):
             value = value.get(part, {}) if isinstance(value, dict) else {}
         picked[key] = value
+    if not picked["allocate"]:  # a run from before allocation existed drew sampling.n per problem
+        picked["allocate"] = OmegaConf.to_container(OmegaConf.structured(AllocateConfig))
     return picked
 
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 from jobs.cluster.executor import UnitExecutor
 from jobs.cluster.pools import RAY, Cluster
 from jobs.config import JobConfig
-from jobs.errors import ProblemSetError, TroopError
+from jobs.errors import ConfigError, ProblemSetError, TroopError
 from jobs.problems import load_problems
 from jobs.problems.units import WorkUnit, plan_units
 from jobs.stages.generation import UnitStats, UnitTask, engine_spec, sampling_spec
@@ -19,6 +19,7 @@ from jobs.store.failures import record_failures
 from jobs.store.progress import ProgressFile
 from jobs.store.root import RunStore
 from jobs.store.runinfo import check_model_path, check_resumable, record_run
+from jobs.usecases.allocation import check_allocation
 from jobs.usecases.progress import UnitProgress
 
 log = logging.getLogger("troop")
@@ -84,6 +85,7 @@ def plan_run(config: JobConfig, required_columns: dict[str, str] | None = None) 
     """Every input check (model path, problems, store, resume) before any engine starts."""
     check_model_path(config.model.path)
     store, problems, segments = open_run(config, required_columns)
+    check_allocation(config, problems.num_rows, segments)
     units = plan_units(problems["problem_id"].to_pylist(), config.sampling.n, config.plan.samples_per_unit, segments)
     todo = pending_units(store, units)
     log.info("run %s: %d units, %d already done", store.root, len(units), len(units) - len(todo))
@@ -99,6 +101,9 @@ def generate(config: JobConfig, pool: UnitExecutor | None = None, plan: RunPlan 
     the engines start before job.yaml, so a model that fails to load leaves no run behind.
     """
     plan = plan or plan_run(config)
+    if config.allocate.policy != "uniform":
+        raise ConfigError(f"allocate.policy={config.allocate.policy} decides from verdicts as they land: use troop run "
+                          "(troop generate draws sampling.n per problem, allocate.policy=uniform)")
     if pool is None and plan.todo:
         cluster.connect(config.cluster.address, config.run.root, config.run.shared_filesystem)
         with cluster.generation(config) as own:

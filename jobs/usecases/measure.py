@@ -12,6 +12,7 @@ from jobs.stages.scoring import scorer_key
 from jobs.store import layout
 from jobs.store.root import RunStore
 from jobs.store.runinfo import read_job
+from jobs.usecases.allocation import allocation_metrics
 from jobs.usecases.root import load_root, verifier_name
 from jobs.usecases.verify import stored_verifier_key
 
@@ -30,6 +31,7 @@ def measure(store: RunStore, verifier_key: str, settings: MetricsConfig, model_p
     `scores`, if given), written to the root."""
     params = None if settings.model_params else model_parameters(model_path)
     metrics, problems, curves = measure_run(store, verifier_key, settings, params, scorer_key=scores)
+    metrics["allocation"] = allocation_metrics(store, read_job(store), verifier_key, scores)
     write_metrics(store, metrics, problems, curves)
     return MetricsResult(metrics, store.url(store.metrics_json))
 

@@ -7,24 +7,23 @@ generation or once generation's engines are shut down (`score.start`). Units gen
 earlier, interrupted run but not yet verified or scored are queued first.
 """
 
-import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
 
-from jobs.cluster.executor import ExecutorResult, UnitExecutor
+from jobs.cluster.executor import UnitExecutor
 from jobs.cluster.pools import RAY, Cluster
 from jobs.config import JobConfig
-from jobs.stages.scoring import ScoreTask
 from jobs.stages.verification import resolve_verifier
-from jobs.store import layout
 from jobs.store.root import RunStore
+from jobs.usecases.adaptive import AllocationStats, run_adaptive
+from jobs.usecases.allocation import is_adaptive
 from jobs.usecases.generate import GenerateSummary, RunPlan, execute, generate, plan_run
 from jobs.usecases.measure import MetricsResult, measure
 from jobs.usecases.report import report_of
-from jobs.usecases.score import ScoreSummary, check_scorer, unscored_units
-from jobs.usecases.verify import VerifySummary, prepare_verification, unverified_units
+from jobs.usecases.follow import Follower, scoring_follower, verification_follower
+from jobs.usecases.score import ScoreSummary, check_scorer
+from jobs.usecases.verify import VerifySummary, prepare_verification
 
 
 @dataclass
@@ -35,6 +34,7 @@ class RunSummary:
     metrics: MetricsResult | None = None
     report: str | None = None  # index.html's URL
     scored: ScoreSummary | None = None  # None: no score.model
+    allocation: AllocationStats | None = None  # an adaptive allocate.policy's driver facts
 
     def check(self) -> None:
         """A TroopError naming the units that failed every attempt, if any (the rest is done)."""
@@ -45,54 +45,12 @@ class RunSummary:
             self.scored.check(self.root)
 
 
-class StageFeed:
-    """A thread that runs one stage's executor on units queued while generation goes on. The
-    executor comes from `start_executor()`, called in the thread once `gate` (if any) is set:
-    a stage that waits for generation's engines to shut down queues its units meanwhile."""
-
-    def __init__(self, start_executor: Callable[[], UnitExecutor], on_done: Callable, gate: threading.Event | None = None):
-        self.queue: queue.Queue = queue.Queue()
-        self.result = ExecutorResult()
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(start_executor, on_done, gate), name="troop-stage", daemon=True)
-        self._thread.start()
-
-    def _run(self, start_executor, on_done, gate) -> None:
-        try:
-            if gate is not None:
-                gate.wait()
-            with start_executor() as executor:
-                self.result = executor.run_stream(self.queue, on_done)
-        except BaseException as err:  # noqa: BLE001 - re-raised on the driver's thread by close()
-            self.error = err
-
-    def put(self, task) -> None:
-        self.queue.put(task)
-
-    def close(self) -> ExecutorResult:
-        """Waits for every queued unit; raises what the executor raised."""
-        self.queue.put(None)
-        self._thread.join()
-        if self.error is not None:
-            raise self.error
-        return self.result
-
-
 def verifier_columns(config: JobConfig) -> dict[str, str]:
     """Problem columns the configured verifier reads -> the setting that needs them."""
     if config.verify.verifier is None:
         return {}
     verifier = resolve_verifier(config.verify.verifier)
     return {column: f"verify.verifier={verifier.name}" for column in verifier.payload_columns}
-
-
-@dataclass
-class _Follower:
-    """A stage that follows generation unit by unit: its feed and how a unit id becomes its task."""
-
-    feed: StageFeed
-    task: Callable[[str], object]
-    summary: object  # VerifySummary or ScoreSummary: gets the failures at the end
 
 
 def generate_and_follow(config: JobConfig, pool: UnitExecutor | None = None, plan: RunPlan | None = None,
@@ -113,14 +71,14 @@ def generate_and_follow(config: JobConfig, pool: UnitExecutor | None = None, pla
     # Generation first: its actors take the GPUs and their CPUs; verification gets what is left.
     own_pool = cluster.generation(config) if pool is None and plan.todo else None
     generation_over = threading.Event()
-    followers: list[_Follower] = []
+    followers: list[Follower] = []
     began = time.perf_counter()
     try:
         if verification is not None:
-            followers.append(_verification_follower(config, store, verification, cluster))
+            followers.append(verification_follower(config, store, verification, cluster))
         if scorer is not None:
             gate = generation_over if config.score.start == "after_generation" else None
-            followers.append(_scoring_follower(config, store, scorer, cluster, gate))
+            followers.append(scoring_follower(config, store, scorer, cluster, gate))
         generated = execute(plan, pool or own_pool, lambda unit_id: [f.feed.put(f.task(unit_id)) for f in followers])
     finally:
         if own_pool is not None:  # free the GPUs while the last units are verified and scored
@@ -133,27 +91,6 @@ def generate_and_follow(config: JobConfig, pool: UnitExecutor | None = None, pla
     return generated, verification.summary if verification else None, followers[-1].summary if scorer else None
 
 
-def _verification_follower(config: JobConfig, store: RunStore, verification, cluster: Cluster) -> _Follower:
-    executor = cluster.verification(config.verify)  # started here: it takes the CPUs generation left
-    key = verification.summary.verifier_key
-    store.remove_stale_temporaries(layout.verdicts(key))
-    follower = _Follower(StageFeed(lambda: executor, verification.summary.add), lambda u: verification.task(store, u),
-                         verification.summary)
-    for unit_id in unverified_units(store, key):  # generated by an earlier run, not yet verified
-        follower.feed.put(follower.task(unit_id))
-    return follower
-
-
-def _scoring_follower(config: JobConfig, store: RunStore, key: str, cluster: Cluster, gate) -> _Follower:
-    summary = ScoreSummary(key)
-    store.remove_stale_temporaries(layout.scores(key))
-    follower = _Follower(StageFeed(lambda: cluster.scoring(config.score), summary.add, gate),
-                         lambda u: ScoreTask(store, u, key, config.score.aggregate), summary)
-    for unit_id in unscored_units(store, key):  # generated by an earlier run, not yet scored
-        follower.feed.put(follower.task(unit_id))
-    return follower
-
-
 def run(config: JobConfig, pool: UnitExecutor | None = None, plan: RunPlan | None = None,
         cluster: Cluster = RAY) -> RunSummary:
     """`troop run` of one config: generate and verify (on `pool` if given; `plan` if the caller
@@ -161,11 +98,16 @@ def run(config: JobConfig, pool: UnitExecutor | None = None, plan: RunPlan | Non
     in the summary: `RunSummary.check()` raises for them."""
     store = RunStore(config.run.root, dict(config.run.storage_options))
     root = store.url(store.path())
-    if config.verify.verifier is None and config.score.model is None:
+    allocation = None
+    if is_adaptive(config):  # decides from verdicts: plan_run refuses it without a verifier
+        plan = plan or plan_run(config, verifier_columns(config))
+        generated, verified, scored, allocation = run_adaptive(config, plan, pool, cluster)
+    elif config.verify.verifier is None and config.score.model is None:
         return RunSummary(root, generate(config, pool, plan, cluster))
-    generated, verified, scored = generate_and_follow(config, pool, plan, cluster)
+    else:
+        generated, verified, scored = generate_and_follow(config, pool, plan, cluster)
     if verified is None:  # scores alone: nothing to measure pass@k against
         return RunSummary(root, generated, scored=scored)
     metrics = measure(store, verified.verifier_key, config.metrics, config.model.path, scored and scored.scorer_key)
     report = report_of([store], RunStore(store.url(store.report), dict(config.run.storage_options)))
-    return RunSummary(root, generated, verified, metrics, report.index, scored)
+    return RunSummary(root, generated, verified, metrics, report.index, scored, allocation)
