@@ -192,15 +192,17 @@ def decide(settings: AllocationSettings, allowance: int, state: ProblemState, pr
 
 
 def plan_allowances(settings: AllocationSettings, problems: Sequence[PlanInput],
-                    prior: BetaPrior | None = None) -> tuple[int, ...]:
-    """Each problem's allowance for the next round (see the module's docstring)."""
+                    prior: BetaPrior | None = None, closed: Sequence[bool] | None = None) -> tuple[int, ...]:
+    """Each problem's allowance for the next round (see the module's docstring); `closed`
+    problems (the engine refused their prompt) want nothing."""
     if len(problems) != settings.problems:
         raise ValueError(f"{len(problems)} problem states for {settings.problems} problems")
     if settings.policy == "coverage" and prior is None:
         raise ValueError("allocate.policy=coverage plans with the prior fitted to round 1: pass `prior`")
     left = max(0, settings.total_budget - sum(p.asked for p in problems))
-    wants = [ladder_step(settings, p.asked) if p.asked < settings.cap and _still_wants(settings, p, prior) else 0
-             for p in problems]
+    closed = closed or [False] * len(problems)
+    wants = [ladder_step(settings, p.asked) if not shut and p.asked < settings.cap and _still_wants(settings, p, prior)
+             else 0 for p, shut in zip(problems, closed)]
     if settings.policy != "coverage":
         return tuple(even_split(wants, left))
     return tuple(_fill_by_value(wants, [_seen_value(settings, prior, p) if w else 0.0 for p, w in zip(problems, wants)],

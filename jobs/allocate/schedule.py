@@ -107,7 +107,8 @@ class Schedule:
         for v in verdicts:
             self._record(v)
             seen.add(v.problem)
-        self.refused.update(p for p in grant.problems if p not in seen)
+        # The engine refuses a prompt in every unit (it is too long): a problem with no rows has no samples at all.
+        self.refused.update(p for p in grant.problems if p not in seen and not self._known[p])
 
     def _record(self, v: Verdict) -> None:
         rows = self._passed[v.problem]
@@ -182,7 +183,7 @@ class Schedule:
         inputs = [PlanInput(0 if i in self.refused else self.asked[k][i], self.state(i, known[i]))
                   for i in range(self.settings.problems)]
         closed = [i in self.refused for i in range(self.settings.problems)]
-        self.plans.append(tuple(0 if shut else a for a, shut in zip(plan_allowances(self.settings, inputs, self.prior), closed)))
+        self.plans.append(plan_allowances(self.settings, inputs, self.prior, closed))
         return True
 
     def _ready(self, i: int, through: int) -> bool:

@@ -122,11 +122,14 @@ class _Driver:
                                     lambda stats: self.events.put("generated", stats.unit_id, stats),
                                     on_failed=self.events.failed("generation"), progress=ProgressFile(store)) \
             if engines is not None else None
-        self.verifier = verification_follower(config, store, verification, cluster, self.events)
-        # Scores that decisions read start with generation; others as score.start says.
+        # Scores that decisions read start with generation (and before verification, which takes
+        # the CPUs left); others as score.start says.
         self.score_gate = None if self.weighted or config.score.start == "with_generation" else threading.Event()
-        self.scoring = scoring_follower(config, store, scorer, cluster, self.score_gate, self.events) \
-            if scorer is not None else None
+        self.scoring = scoring_follower(config, store, scorer, cluster, None, self.events) \
+            if scorer is not None and self.score_gate is None else None
+        self.verifier = verification_follower(config, store, verification, cluster, self.events)
+        if scorer is not None and self.score_gate is not None:
+            self.scoring = scoring_follower(config, store, scorer, cluster, self.score_gate, self.events)
 
     def start(self, released: list[Grant], done: set[str]) -> None:
         self.began = time.perf_counter()

@@ -72,23 +72,25 @@ def generate_and_follow(config: JobConfig, pool: UnitExecutor | None = None, pla
     own_pool = cluster.generation(config) if pool is None and plan.todo else None
     generation_over = threading.Event()
     followers: list[Follower] = []
+    scoring = None
     began = time.perf_counter()
     try:
+        if scorer is not None and config.score.start == "with_generation":  # an engine: placed before verification
+            followers.append(scoring := scoring_follower(config, store, scorer, cluster, None))
         if verification is not None:
             followers.append(verification_follower(config, store, verification, cluster))
-        if scorer is not None:
-            gate = generation_over if config.score.start == "after_generation" else None
-            followers.append(scoring_follower(config, store, scorer, cluster, gate))
+        if scorer is not None and scoring is None:
+            followers.append(scoring := scoring_follower(config, store, scorer, cluster, generation_over))
         generated = execute(plan, pool or own_pool, lambda unit_id: [f.feed.put(f.task(unit_id)) for f in followers])
     finally:
         if own_pool is not None:  # free the GPUs while the last units are verified and scored
             own_pool.shutdown()
         generation_over.set()
-        for follower in followers:  # in order: verification frees its CPUs before scoring may need them
+        for follower in followers:  # in order: verification frees its CPUs before a gated scoring may need them
             follower.summary.failed.update(follower.feed.close().failed)
     for follower in followers:
         follower.summary.seconds = time.perf_counter() - began
-    return generated, verification.summary if verification else None, followers[-1].summary if scorer else None
+    return generated, verification.summary if verification else None, scoring.summary if scoring else None
 
 
 def run(config: JobConfig, pool: UnitExecutor | None = None, plan: RunPlan | None = None,

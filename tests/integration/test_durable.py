@@ -19,15 +19,13 @@ import logging
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 
-import psutil
 import pyarrow as pa
 import pytest
 
 from jobs.cli.main import main
+from processes import start_troop, wait_until_session_ends
 from jobs.usecases.run import run
 from jobs.config import merge_config
 from jobs.usecases.run import generate_and_follow
@@ -78,38 +76,6 @@ def assert_same_pool(store: RunStore, reference: RunStore) -> None:
         assert rows.num_rows == len(keys) == PROBLEMS * N
         assert rows.equals(expected), folder
     assert len(set(sorted_rows(store, f"verdicts/{KEY}")["status"].to_pylist())) >= 2  # not a trivial pool
-
-
-def session_processes(sid: int) -> list[psutil.Process]:
-    """Live processes of a session (the killed driver's: it was started in a new one)."""
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if os.getsid(proc.pid) == sid and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except (ProcessLookupError, psutil.Error):
-            pass
-    return found
-
-
-def wait_until_session_ends(sid: int, timeout: float = 60.0) -> None:
-    """Every process of the session exits by itself, or the test fails naming those left."""
-    deadline = time.monotonic() + timeout
-    while (left := session_processes(sid)) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    if left:
-        names = [(p.pid, " ".join(p.cmdline())[:80]) for p in left]
-        for proc in left:  # only what this test started
-            proc.kill()
-        pytest.fail(f"processes of the killed run still alive {timeout:.0f} s after the kill: {names}")
-
-
-def start_troop(args: list[str], env: dict, cwd, log_path) -> subprocess.Popen:
-    with open(log_path, "w") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "jobs", *args], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,  # a process group and session of its own: killable as a whole
-        )
 
 
 def kill_after_first_unit(args, env, cwd, store: RunStore) -> set[str]:

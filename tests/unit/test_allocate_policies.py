@@ -1,36 +1,39 @@
 """jobs.allocate: the allocation policies as pure decisions. Hand-computed posterior gains, priors
-and adaptive-consistency stops; the budget and sampling.n never exceeded and decisions
-independent of the order verdicts arrive in (hypothesis, against a simulated driver); uniform
-is today's n per problem; the settings' one-line errors; the allocation summary."""
+and adaptive-consistency stops; the ladder of blocks; each policy's plan of allowances under a
+binding budget and its per-problem decision; uniform is today's n per problem; the settings'
+one-line errors; the allocation summary. The schedule that runs these as verdicts land is
+tested in test_allocate_schedule.py."""
 
 import math
-import random
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from jobs.allocate import (
     AllocationSettings,
     BetaPrior,
+    PlanInput,
     ProblemState,
     SampleResults,
+    Schedule,
     allocation_summary,
     check_settings,
     coverage_gain,
+    decide,
     even_split,
     fit_prior,
-    grant,
     ladder_step,
     leader_confidence,
-    plan_round,
-    replay,
+    plan_allowances,
+    prefix_steps,
     state_at,
     wants_more,
     weighted_votes,
 )
-from jobs.allocate.posterior import _binomial_upper, miss_probability, regularized_beta
+from jobs.allocate.policies import _seen_value
+from jobs.allocate.posterior import _binomial_upper, regularized_beta
 
 
 def beta_integral(f, a: float, b: float, low: float = 0.0) -> float:
@@ -97,14 +100,7 @@ def test_weighted_votes_share_the_voting_samples():
         weighted_votes(["A"], [float("nan")])
 
 
-# --- ladder and budget split ----------------------------------------------------------------
-
-def test_the_ladder_doubles_or_steps_up_to_the_cap():
-    doubling = AllocationSettings("until_solved", cap=100, problems=1)
-    assert [ladder_step(doubling, n) for n in (8, 13, 16, 64, 99, 100)] == [8, 3, 16, 36, 1, 0]
-    stepping = AllocationSettings("until_solved", cap=30, problems=1, first=4, step=10)
-    assert [ladder_step(stepping, n) for n in (4, 9, 14, 24, 29)] == [10, 5, 10, 6, 1]
-
+# --- the even split ------------------------------------------------------------------------
 
 def test_even_split_by_hand():
     assert even_split([10, 10, 10], 100) == [10, 10, 10]
@@ -121,129 +117,171 @@ def test_even_split_is_fair_and_within_wants_and_total(wants, total):
     assert not short or max(shares) - min(short) <= 1
 
 
-# --- the policies, by hand ------------------------------------------------------------------
+# --- the ladder -----------------------------------------------------------------------------
 
-def results(passes: list[bool], answers=None, weights=None) -> SampleResults:
-    return SampleResults(passes, answers, weights)
+def test_the_ladder_is_the_rest_of_round_one_then_blocks_of_step_up_to_the_cap():
+    stepping = AllocationSettings("until_solved", cap=30, problems=1, first=4, step=10)
+    # drawn 0, 2: the rest of round 1 (to 4); then blocks of 10 (4 -> 14, 9 -> 19, 14 -> 24); 24 -> 30 and
+    # 29 -> 30 cut at the cap; none at or past the cap.
+    assert [ladder_step(stepping, n) for n in (0, 2, 4, 9, 14, 24, 29, 30, 31)] == [4, 2, 10, 10, 10, 6, 1, 0, 0]
+    default = AllocationSettings("until_solved", cap=100, problems=1)  # first 8, step unset: blocks of 8
+    assert default.first_samples == 8 and default.block == 8
+    assert [ladder_step(default, n) for n in (0, 3, 8, 13, 96, 99, 100)] == [8, 5, 8, 8, 4, 1, 0]
+    small = AllocationSettings("confidence", cap=5, problems=1)  # first min(8, 5) = 5: round 1 is everything
+    assert small.first_samples == 5 and [ladder_step(small, n) for n in (0, 5)] == [5, 0]
+    assert AllocationSettings("coverage", cap=30, problems=1, first=6).block == 6
+    assert AllocationSettings("coverage", cap=30, problems=1, first=6, step=2).block == 2
 
+
+# --- uniform --------------------------------------------------------------------------------
 
 def test_uniform_is_todays_n_per_problem_with_no_rounds():
     uniform = AllocationSettings("uniform", cap=5, problems=3)
     assert not uniform.adaptive and uniform.first_samples == 5 and uniform.total_budget == 15
-    states = [ProblemState(5, c) for c in (0, 1, 5)]
-    assert plan_round(uniform, states).granted == 0
-    done = replay(uniform, [results([False] * 5)] * 3)
-    assert done.target == (5, 5, 5) and done.finished and done.rounds == 1
-    assert not replay(uniform, [results([False] * 5), results([False] * 2)]
-                      + [results([True] * 5)]).finished
+    assert AllocationSettings("uniform", cap=5, problems=3, budget=15).total_budget == 15
+    assert all(AllocationSettings(p, cap=5, problems=3).adaptive for p in ("until_solved", "coverage", "confidence"))
+    assert not wants_more(uniform, ProblemState(0))
+    assert decide(uniform, 5, ProblemState(0)) == 0
+    assert plan_allowances(uniform, [PlanInput(5, ProblemState(5))] * 3) == (0, 0, 0)
+    with pytest.raises(ValueError, match="uniform"):
+        Schedule(uniform, 64)
 
 
-def test_until_solved_doubles_until_the_first_pass():
-    policy = AllocationSettings("until_solved", cap=64, problems=3)  # first 8: rungs 8, 16, 32, 64
-    late = [False] * 20 + [True] + [False] * 43  # first pass at 20, within [16, 32)
-    never = [False] * 64
-    early = [True] + [False] * 63
-    done = replay(policy, [results(late), results(never), results(early)])
-    assert done.target == (32, 64, 8) and done.finished
+def test_the_budget_is_capped_by_what_the_cap_can_use():
+    assert AllocationSettings("until_solved", cap=10, problems=3, budget=1000).total_budget == 30
+    assert AllocationSettings("until_solved", cap=10, problems=3, budget=25).total_budget == 25
+    assert AllocationSettings("until_solved", cap=10, problems=3).total_budget == 30
 
 
-def test_until_solved_splits_a_tight_budget_evenly_in_problem_order():
-    policy = AllocationSettings("until_solved", cap=64, problems=3, budget=24 + 21)
-    plan = plan_round(policy, [ProblemState(8), ProblemState(8, 1), ProblemState(8)])
-    assert plan.reserve == (11, 0, 10)
-    assert grant(policy, plan, 0, ProblemState(8)) == 8  # the next rung, 16
-    assert grant(policy, plan, 0, ProblemState(16)) == 3  # the rest of its reserve
-    assert grant(policy, plan, 0, ProblemState(19)) == 0
-    assert grant(policy, plan, 2, ProblemState(16, 2)) == 0  # solved: stops inside its reserve
+# --- plans: the allowances of a round, by hand ----------------------------------------------
+
+def test_until_solved_splits_a_binding_budget_evenly_among_unsolved_problems():
+    # cap 32, first 4, step 4. Asked 8 + 4 + 4 + 32 = 48 of a budget of 53: 5 left.
+    # A: asked 8, unsolved at its last decision -> wants one block, 4.
+    # B: solved at its last decision -> 0.  C: asked 4, unsolved -> 4.  D: at the cap -> 0.
+    # even_split([4, 0, 4, 0], 5): level 2 (4 <= 5; level 3 needs 6), the spare sample to A first.
+    policy = AllocationSettings("until_solved", cap=32, problems=4, first=4, budget=53)
+    problems = [PlanInput(8, ProblemState(4)), PlanInput(4, ProblemState(4, 1)), PlanInput(4, ProblemState(4)),
+                PlanInput(32, ProblemState(28))]
+    assert plan_allowances(policy, problems) == (3, 0, 2, 0)
+    # The default budget (128, 80 left) covers every wanting block.
+    unbound = AllocationSettings("until_solved", cap=32, problems=4, first=4)
+    assert plan_allowances(unbound, problems) == (4, 0, 4, 0)
+    # Nothing left: nothing allowed (and spending past the budget gives no negative allowance).
+    assert plan_allowances(AllocationSettings("until_solved", cap=32, problems=4, first=4, budget=48),
+                           problems) == (0, 0, 0, 0)
 
 
-def test_coverage_fills_the_best_blocks_first():
-    # Prior Beta(1, 1). A (4 failures) posterior Beta(1, 5): E[(1-p)^m] = 5/(5+m); blocks 4->8, 8->16,
-    # 16->32 gain 1/9, 5/153, 5/561 per sample. B (16 failures) Beta(1, 17): block 16->32 gains 1/33.
-    # 22 samples left: A's 4, A's 8, then B's 16 cut to the 10 that remain.
-    policy = AllocationSettings("coverage", cap=32, problems=2, first=4, budget=20 + 22)
-    plan = plan_round(policy, [ProblemState(4), ProblemState(16)], BetaPrior(1.0, 1.0))
-    assert plan.reserve == (12, 10)
-    assert plan.level == pytest.approx(1 / 33, rel=1e-9)
-    assert [grant(policy, plan, 0, ProblemState(n)) for n in (4, 8, 16)] == [4, 8, 0]
-    assert [grant(policy, plan, 1, ProblemState(n)) for n in (16, 26)] == [10, 0]
-    assert plan_round(policy, [ProblemState(4), ProblemState(16)], BetaPrior(1.0, 1.0)) == plan
+def test_the_first_plan_sees_no_verdicts_and_gives_everyone_a_block():
+    # Round 1's plan (made before any verdict): known states of 0 samples; 3 x 4 asked, 14 - 12 = 2 left
+    # for three blocks of 4: level 0, one spare sample each to the first two.
+    policy = AllocationSettings("until_solved", cap=16, problems=3, first=4, budget=14)
+    assert plan_allowances(policy, [PlanInput(4, ProblemState(0))] * 3) == (1, 1, 0)
 
 
-@given(st.floats(0.05, 5), st.floats(0.05, 50), st.lists(st.tuples(st.integers(0, 5), st.booleans()), min_size=1,
-       max_size=8), st.integers(0, 600), st.sampled_from([None, 3]))
-@settings(max_examples=200, deadline=None)
-def test_coverage_leaves_out_only_blocks_below_its_water_level(alpha, beta, problems, spare, step):
-    # A block a problem would still take but did not get: the budget ran out, and it is worth no more
-    # per sample (seen from the barrier) than the last block reserved.
-    prior = BetaPrior(alpha, beta)
-    states = [ProblemState(4 + 3 * rung if step else 4 << rung, int(solved)) for rung, solved in problems]
-    policy = AllocationSettings("coverage", cap=200, problems=len(problems), first=4, step=step, min_gain=1e-3,
-                                budget=sum(s.drawn for s in states) + spare)
-    plan = plan_round(policy, states, prior)
-    assert plan.granted <= spare
-    for state, reserve in zip(states, plan.reserve):
-        end = state.drawn
-        while end < state.drawn + reserve:
-            end += ladder_step(policy, end)
-        if end != state.drawn + reserve or not wants_more(policy, ProblemState(end, state.passed), prior):
-            continue  # ends inside a block (the one cut to fit), or wants nothing more
-        size = ladder_step(policy, end)
-        a, b, offset = prior.alpha, prior.beta + state.drawn, end - state.drawn
-        value = (miss_probability(a, b, offset) - miss_probability(a, b, offset + size)) / size
-        assert plan.granted == spare
-        assert plan.level is None or value <= plan.level * (1 + 1e-9)
+def test_confidence_splits_a_binding_budget_among_problems_short_of_the_threshold():
+    # cap 20, first 4, step 2, threshold 0.95. Asked 6 + 4 + 6 = 16 of 19: 3 left.
+    # A: 3 votes to 0 -> 1 - 1/16 = 0.9375 < 0.95: wants 2.  B: 4 to 0 -> 1 - 1/32 = 0.96875: done.
+    # C: 1 to 1 -> 0.5: wants 2.  even_split([2, 0, 2], 3): level 1, the spare to A.
+    policy = AllocationSettings("confidence", cap=20, problems=3, first=4, step=2, budget=19)
+    problems = [PlanInput(6, ProblemState(4, 0, {"A": 3})), PlanInput(4, ProblemState(4, 0, {"A": 4})),
+                PlanInput(6, ProblemState(4, 0, {"x": 1, "y": 1}))]
+    assert plan_allowances(policy, problems) == (2, 0, 1)
+    assert plan_allowances(AllocationSettings("confidence", cap=20, problems=3, first=4, step=2),
+                           problems) == (2, 0, 2)
+
+
+def test_coverage_spends_whole_blocks_best_seen_value_first():
+    # Prior Beta(1, 1): B(1, x) = 1/x, so miss(1, 1 + n, m) = (1 + n)/(1 + n + m), and a problem with n
+    # samples known (none passed) and `asked` asked sees its next block of `size` worth
+    #   (miss(1, 1+n, asked-n) - miss(1, 1+n, asked-n+size)) / size = (1+n) / ((1+asked)(1+asked+size)).
+    # cap 32, first 4, step 4 (size 4), min_gain 1/20: hopeless once 1/(1+asked+4) < 1/20, i.e. asked >= 16.
+    #   P0: asked 8,  known 8:  9/(9*13)  = 1/13   ~ 0.0769
+    #   P1: asked 8,  known 4:  5/(9*13)  = 5/117  ~ 0.0427 (its pending 4 may solve it first)
+    #   P2: asked 4,  known 4:  5/(5*9)   = 1/9    ~ 0.1111
+    #   P3: solved at its last decision: 0
+    #   P4: asked 16, known 16: next block gains 1/21 < 1/20 per sample: hopeless, 0
+    #   P5: asked 8,  known 8:  1/13, the same tier as P0
+    # Asked 8+8+4+12+16+8 = 56 of 65: 9 left. P2's block (4), then the 1/13 tier {P0, P5} shares the
+    # remaining 5: even_split([4, 4], 5) = [3, 2]; nothing for P1.
+    policy = AllocationSettings("coverage", cap=32, problems=6, first=4, budget=65, min_gain=1 / 20)
+    prior = BetaPrior(1.0, 1.0)
+    problems = [PlanInput(8, ProblemState(8)), PlanInput(8, ProblemState(4)), PlanInput(4, ProblemState(4)),
+                PlanInput(12, ProblemState(8, 1)), PlanInput(16, ProblemState(16)), PlanInput(8, ProblemState(8))]
+    values = [_seen_value(policy, prior, p) for p in problems]
+    assert [values[i] for i in (0, 1, 2, 5)] == pytest.approx([1 / 13, 5 / 117, 1 / 9, 1 / 13], rel=1e-12)
+    assert plan_allowances(policy, problems, prior) == (3, 0, 4, 0, 0, 2)
+    # 13 left: P2, P0 and P5 whole (12), the last sample to P1.
+    assert plan_allowances(AllocationSettings("coverage", cap=32, problems=6, first=4, budget=69, min_gain=1 / 20),
+                           problems, prior) == (4, 1, 4, 0, 0, 4)
+    # The default budget: every wanting block; the solved and the hopeless still get none.
+    unbound = AllocationSettings("coverage", cap=32, problems=6, first=4, min_gain=1 / 20)
+    assert plan_allowances(unbound, problems, prior) == (4, 4, 4, 0, 0, 4)
 
 
 def test_coverage_stops_solved_and_hopeless_problems():
-    # Prior Beta(1, 1): a block of n after n failures gains n/(2n+1), 1/(2n+1) per sample;
-    # min_gain 1/40 goes on at n = 8 (1/17) and 16 (1/33), stops at 32 (1/65).
+    # Prior Beta(1, 1), blocks of 8: after n failures the next block gains 1 - (1+n)/(9+n) = 8/(9+n),
+    # 1/(9+n) per sample; min_gain 1/40 goes on at n = 8 (1/17), 16 (1/25), 30 (1/39), stops at 32 (1/41).
     policy = AllocationSettings("coverage", cap=1000, problems=1, min_gain=1 / 40)
     prior = BetaPrior(1.0, 1.0)
-    assert [wants_more(policy, ProblemState(n), prior) for n in (8, 16, 32)] == [True, True, False]
+    assert [wants_more(policy, ProblemState(n), prior) for n in (8, 16, 30, 32)] == [True, True, True, False]
     assert not wants_more(policy, ProblemState(8, 1), prior)
+    with pytest.raises(ValueError, match="prior"):
+        wants_more(policy, ProblemState(8))
+    with pytest.raises(ValueError, match="prior"):
+        plan_allowances(policy, [PlanInput(8, ProblemState(8))])
 
 
-def test_coverage_replays_with_the_prior_of_round_one():
-    # Round 1 (first 2): passes 0, 2, 0, 2 -> prior Beta(1/2, 1/2). A problem unsolved after n samples
-    # gains 1 - B(1/2, 1/2 + 2n)/B(1/2, 1/2 + n) over its next n: 0.135, 0.070, 0.036 per sample at
-    # n = 2, 4, 8; min_gain 0.05 stops it at 8.
-    policy = AllocationSettings("coverage", cap=16, problems=4, first=2, min_gain=0.05)
-    prior = fit_prior(2, [0, 2, 0, 2])
-    value = {n: coverage_gain(prior.alpha, prior.beta + n, n) / n for n in (2, 4, 8)}
-    assert value[2] > 0.05 and value[4] > 0.05 and value[8] < 0.05
-    never = [False] * 16
-    at_two = [False] * 2 + [True] + [False] * 13  # solved within [2, 4)
-    done = replay(policy, [results(never), results([True] * 16), results(at_two), results([True] * 16)])
-    assert done.target == (8, 2, 4, 2) and done.finished and done.rounds == 2
+def test_a_plan_needs_one_input_per_problem():
+    with pytest.raises(ValueError, match="1 problem states for 2 problems"):
+        plan_allowances(AllocationSettings("until_solved", cap=8, problems=2), [PlanInput(8, ProblemState(8))])
+
+
+# --- decisions ------------------------------------------------------------------------------
+
+def test_decide_gives_the_allowance_while_the_policy_wants_more():
+    until = AllocationSettings("until_solved", cap=16, problems=1, first=4)
+    assert decide(until, 3, ProblemState(8)) == 3
+    assert decide(until, 3, ProblemState(8, 1)) == 0  # solved meanwhile: the allowance goes back
+    assert decide(until, 0, ProblemState(8)) == 0
+    assert decide(until, 3, ProblemState(16)) == 0  # at the cap
+    confidence = AllocationSettings("confidence", cap=16, problems=1, first=4)
+    assert decide(confidence, 4, ProblemState(4, 0, {"A": 3, "B": 1})) == 4  # 1 - (1 + 5)/32 = 0.8125
+    assert decide(confidence, 4, ProblemState(5, 0, {"A": 5})) == 0  # 1 - 1/64
+    assert decide(confidence, 4, ProblemState(4, 0, None)) == 4  # no answers: 0.5
+    coverage = AllocationSettings("coverage", cap=1000, problems=1, min_gain=1 / 40)
+    prior = BetaPrior(1.0, 1.0)
+    assert decide(coverage, 8, ProblemState(16), prior) == 8
+    assert decide(coverage, 8, ProblemState(32), prior) == 0  # hopeless: 1/41 per sample
+    assert decide(coverage, 8, ProblemState(16, 2), prior) == 0
 
 
 def test_confidence_stops_at_a_known_count():
-    # first 2, step 1: AAAA... reaches 1 - 1/32 >= 0.95 at 4 samples; ABAAAAA... reaches 247/256 at 7
-    # (6 vs 1), after 0.9375 at 6 (5 vs 1).
-    policy = AllocationSettings("confidence", cap=20, problems=2, first=2, step=1)
-    same = results([False] * 20, ["A"] * 20)
-    split = results([False] * 20, ["A", "B"] + ["A"] * 18)
-    assert replay(policy, [same, split]).target == (4, 7)
+    # P(Beta(v1+1, v2+1) > 1/2): AAA 1 - 1/16 = 0.9375 goes on, AAAA 1 - 1/32 stops; ABAAAAA: 5 vs 1 is
+    # 1 - 8/128 = 0.9375, 6 vs 1 is 1 - 9/256 = 247/256 ~ 0.965: stops at 7.
+    policy = AllocationSettings("confidence", cap=20, problems=1, first=2, step=1)
+
+    def stops_at(results: SampleResults) -> int:
+        return next(n for n in range(policy.first_samples, policy.cap + 1)
+                    if not wants_more(policy, state_at(policy, results, n)))
+
+    assert stops_at(SampleResults([False] * 20, ["A"] * 20)) == 4
+    assert stops_at(SampleResults([False] * 20, ["A", "B"] + ["A"] * 18)) == 7
+    # Weighted: B weighs 0 against A's 1: 4 vs 0 votes after AB AA, 1 - 1/32.
+    assert stops_at(SampleResults([False] * 20, ["A", "B"] + ["A"] * 18, [1.0, 0.0] + [1.0] * 18)) == 4
 
 
-def test_confidence_weighs_votes_by_reward():
-    # A, B, A, A, ...: plain votes stop at 7 (6 vs 1: 247/256, after 0.9375 at 6). B weighs 0 against
-    # A's 1: 4 vs 0 votes at 4 samples, 1 - 1/32 -> stop at 4.
-    policy = AllocationSettings("confidence", cap=20, problems=1, first=4, step=1)
-    answers = ["A", "B"] + ["A"] * 18
-    assert replay(policy, [results([False] * 20, answers)]).target == (7,)
-    weighted = replay(policy, [results([False] * 20, answers, [1.0, 0.0] + [1.0] * 18)])
-    assert weighted.target == (4,) and weighted.finished
-
-
-def test_replay_says_what_to_draw_next_and_ignores_extra_verdicts():
-    policy = AllocationSettings("until_solved", cap=64, problems=2)
-    assert replay(policy, [results([False] * 3), results([False] * 8)]).target == (8, 8)  # round 1 unfinished
-    waiting = replay(policy, [results([False] * 8), results([True] * 8)])
-    assert waiting.target == (16, 8) and not waiting.finished and waiting.rounds == 2
-    extra = replay(policy, [results([False] * 9 + [True] + [False] * 54), results([True] * 64)])
-    assert extra.target == (16, 8) and extra.finished
+def test_state_at_reads_a_prefix():
+    confidence = AllocationSettings("confidence", cap=8, problems=1, first=2)
+    results = SampleResults([False, True, True, False], ["A", None, "B", "A"], [1.0, 5.0, 1.0, 3.0])
+    assert state_at(confidence, results, 3) == ProblemState(3, 2, {"A": 1.0, "B": 1.0})  # 2 voters, 1 + 1 weight
+    assert state_at(confidence, results, 4) == ProblemState(4, 2, {"A": 3 * 4 / 5, "B": 3 * 1 / 5})
+    unweighted = SampleResults([False, True, True, False], ["A", None, "B", "A"])
+    assert state_at(confidence, unweighted, 4) == ProblemState(4, 2, {"A": 2, "B": 1})
+    until = AllocationSettings("until_solved", cap=8, problems=1, first=2)
+    assert state_at(until, results, 2) == ProblemState(2, 1, None)
+    with pytest.raises(ValueError, match="fewer"):
+        state_at(until, results, 5)
 
 
 # --- settings -------------------------------------------------------------------------------
@@ -257,7 +295,9 @@ def test_replay_says_what_to_draw_next_and_ignores_extra_verdicts():
     (dict(policy="confidence", has_answers=False), r"answer checker"),
     (dict(policy="uniform", budget=7), r"allocate\.budget.*uniform"),
     (dict(confidence=1.0), r"allocate\.confidence"),
-    (dict(step=0), r"allocate\.step"),
+    (dict(step=0), r"allocate\.step.*\(unset: allocate\.first\)"),
+    (dict(cap=0), r"sampling\.n"),
+    (dict(min_gain=-1.0), r"allocate\.min_gain"),
 ])
 def test_settings_errors_are_one_line_and_name_the_key(kwargs, match):
     arguments = dict(policy="coverage", budget=None, first=None, cap=64, problems=10, has_verifier=True,
@@ -274,95 +314,43 @@ def test_default_settings_pass():
     assert AllocationSettings("coverage", cap=4, problems=2).first_samples == 4
 
 
-# --- any problems, any arrival order --------------------------------------------------------
-
-@st.composite
-def allocation_cases(draw):
-    policy = draw(st.sampled_from(["until_solved", "coverage", "confidence"]))
-    cap = draw(st.integers(1, 40))
-    problems = draw(st.integers(1, 6))
-    first = draw(st.one_of(st.none(), st.integers(1, cap)))
-    first_samples = first if first is not None else min(8, cap)
-    budget = draw(st.one_of(st.none(), st.integers(first_samples * problems, cap * problems + 10)))
-    step = draw(st.one_of(st.none(), st.integers(1, 8)))
-    weighted = draw(st.booleans())
-    runs = []
-    for _ in range(problems):
-        rate = draw(st.sampled_from([0.0, 0.02, 0.2, 0.7, 1.0]))
-        coins = draw(st.lists(st.floats(0, 1, exclude_max=True), min_size=cap, max_size=cap))
-        answers = draw(st.lists(st.sampled_from(["A", "B", "C", None]), min_size=cap, max_size=cap))
-        weights = draw(st.lists(st.floats(0, 1), min_size=cap, max_size=cap)) if weighted else None
-        runs.append(SampleResults([coin < rate for coin in coins], answers, weights))
-    return AllocationSettings(policy, cap, problems, budget, first, step=step), runs
-
-
-def simulate(policy: AllocationSettings, runs: list[SampleResults], rng: random.Random) -> list[int]:
-    """A driver: round 1, then per round a plan and grants as blocks land in the order `rng`
-    picks; checks the budget and the cap after every decision."""
-    first = policy.first_samples
-    drawn = [first] * policy.problems
-    prior = fit_prior(first, [sum(r.passed[:first]) for r in runs]) if policy.policy == "coverage" else None
-    while (plan := plan_round(policy, [state_at(policy, r, n) for r, n in zip(runs, drawn)], prior)).granted:
-        assert sum(drawn) + plan.granted <= policy.total_budget
-        asked = {}
-        for i in rng.sample(range(policy.problems), policy.problems):
-            if more := grant(policy, plan, i, state_at(policy, runs[i], drawn[i])):
-                asked[i] = drawn[i] + more
-        while asked:
-            i = rng.choice(sorted(asked))
-            drawn[i] = asked.pop(i)
-            if more := grant(policy, plan, i, state_at(policy, runs[i], drawn[i])):
-                asked[i] = drawn[i] + more
-            assert all(asked.get(j, n) <= policy.cap for j, n in enumerate(drawn))
-            assert sum(asked.get(j, n) for j, n in enumerate(drawn)) <= policy.total_budget
-    return drawn
-
-
-@given(allocation_cases(), st.integers(0, 2**32), st.integers(0, 2**32))
-@settings(max_examples=300, deadline=None)
-def test_decisions_keep_budget_and_cap_and_ignore_arrival_order(case, seed_a, seed_b):
-    policy, runs = case
-    drawn = simulate(policy, runs, random.Random(seed_a))
-    assert drawn == simulate(policy, runs, random.Random(seed_b))
-    done = replay(policy, runs)
-    assert done.finished and list(done.target) == drawn
-    assert sum(drawn) <= policy.total_budget and max(drawn) <= policy.cap
-    # Nothing left unspent while a problem still wants more.
-    prior = fit_prior(policy.first_samples, [sum(r.passed[:policy.first_samples]) for r in runs])
-    wanting = [wants_more(policy, state_at(policy, r, n), prior) for r, n in zip(runs, drawn)]
-    assert not any(wanting) or sum(drawn) == policy.total_budget
-
-
-@given(allocation_cases())
-@settings(max_examples=200, deadline=None)
-def test_with_the_default_budget_every_problem_ends_by_its_rule_or_the_cap(case):
-    policy, runs = case
-    policy = AllocationSettings(policy.policy, policy.cap, policy.problems, None, policy.first, step=policy.step)
-    for r, n in zip(runs, replay(policy, runs).target):
-        state = state_at(policy, r, n)
-        if policy.policy == "until_solved":
-            assert state.passed or n == policy.cap
-        elif policy.policy == "confidence":
-            assert leader_confidence(state.votes) >= policy.confidence or n == policy.cap
-        else:
-            assert state.passed or n == policy.cap or not wants_more(policy, state, fit_prior(
-                policy.first_samples, [sum(x.passed[:policy.first_samples]) for x in runs]))
-
 
 # --- summary --------------------------------------------------------------------------------
 
 def test_allocation_summary_by_hand():
-    summary = allocation_summary([8, 32, 5], [1, 0, 2], [3, None, 0], tokens=[100, 400, 50])
-    assert summary["samples_spent"] == 45 and summary["tokens_spent"] == 550
-    assert summary["problems"] == 3 and summary["problems_solved"] == 2
-    assert summary["samples_per_problem"] == {"min": 5, "median": 8.0, "max": 32}
-    assert summary["solved_vs_samples"] == [
-        {"limit": 1, "samples_spent": 3, "problems_solved": 1},
-        {"limit": 2, "samples_spent": 6, "problems_solved": 1},
-        {"limit": 4, "samples_spent": 12, "problems_solved": 2},
-        {"limit": 8, "samples_spent": 21, "problems_solved": 2},
-        {"limit": 16, "samples_spent": 29, "problems_solved": 2},
-        {"limit": 32, "samples_spent": 45, "problems_solved": 2},
-    ]
+    # An until_solved run, first 4, step 4: first passes at 5, never, 0. Rounds: (4, 4, 4), (8, 8, 4),
+    # (8, 12, 4), (8, 16, 4). Solved among the samples drawn so far: 1 (the third), 2, 2, 2.
+    steps = [[4, 4, 4], [8, 8, 4], [8, 12, 4], [8, 16, 4]]
+    summary = allocation_summary(steps, [5, None, 0], tokens=1234)
+    assert summary == {
+        "samples_spent": 28, "tokens_spent": 1234, "problems": 3, "problems_solved": 2,
+        "samples_per_problem": {"min": 4, "median": 8.0, "max": 16},
+        "solved_vs_samples": [{"samples_spent": 12, "problems_solved": 1}, {"samples_spent": 20, "problems_solved": 2},
+                              {"samples_spent": 24, "problems_solved": 2}, {"samples_spent": 28, "problems_solved": 2}],
+    }
+    assert allocation_summary([[2, 6]], [None, None])["samples_per_problem"] == {"min": 2, "median": 4.0, "max": 6}
+    assert allocation_summary([[3]], [None])["tokens_spent"] is None
+
+
+def test_allocation_summary_refuses_inconsistent_counts():
+    with pytest.raises(ValueError, match="at least one step"):
+        allocation_summary([], [])
+    with pytest.raises(ValueError, match="one entry per problem"):
+        allocation_summary([[4, 4], [8]], [None, None])
     with pytest.raises(ValueError, match="inconsistent"):
-        allocation_summary([4], [0], [2])
+        allocation_summary([[4]], [4])  # a first pass at index 4 of 4 samples
+    with pytest.raises(ValueError, match="inconsistent"):
+        allocation_summary([[4]], [-1])
+
+
+def test_prefix_steps_of_a_uniform_run():
+    # Limits 1, 2, 4, 8, 16, then the largest count, 32.
+    assert prefix_steps([8, 32, 5]) == [[1, 1, 1], [2, 2, 2], [4, 4, 4], [8, 8, 5], [8, 16, 5], [8, 32, 5]]
+    assert prefix_steps([3, 3]) == [[1, 1], [2, 2], [3, 3]]
+    assert prefix_steps([4]) == [[1], [2], [4]]
+    assert prefix_steps([1, 1]) == [[1, 1]]
+    assert prefix_steps([]) == [] and prefix_steps([0, 0]) == []
+    # The summary of a uniform run over those steps: first passes at 3, never, 0.
+    curve = allocation_summary(prefix_steps([8, 32, 5]), [3, None, 0])["solved_vs_samples"]
+    assert [(p["samples_spent"], p["problems_solved"]) for p in curve] == [
+        (3, 1), (6, 1), (12, 2), (21, 2), (29, 2), (45, 2)]
