@@ -4,6 +4,8 @@ schedule replayed from its stored verdicts, and metrics.json `allocation`."""
 import json
 import math
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from jobs.allocate import (
@@ -125,18 +127,17 @@ def stored_schedule(store: RunStore, job: dict, problem_ids: list[str], verifier
     return schedule
 
 
-def allocation_metrics(store: RunStore, job: dict | None, verifier_key: str, scorer_key: str | None = None) -> dict:
+def allocation_metrics(store: RunStore, job: dict | None, verifier_key: str, tokens: int,
+                       scorer_key: str | None = None) -> dict:
     """metrics.json `allocation`: the policy and budget, samples and tokens spent, problems
     solved, samples per problem, the solved-versus-spent curve (an adaptive run's rounds, a
     uniform run's prefixes 1, 2, 4, ...) and, for an adaptive run, uniform sampling's expected
     solved problems at each number of samples per problem, from round 1."""
-    ids = store.read_table(store.problems, columns=["problem_id"])["problem_id"].to_pylist()
-    settings = job_allocation(job or {"sampling": {"n": 0}}, len(ids)) if job else None
-    drawn, first_pass = _pool_counts(store, verifier_key, ids)
-    tokens = sum(sum(store.read_table(store.sample_unit(u), columns=["num_tokens"])["num_tokens"].to_pylist())
-                 for u in store.unit_ids(layout.SAMPLES))
-    policy = settings.policy if settings else "uniform"
-    out = {"policy": policy, "budget": settings.total_budget if settings else None}
+    ids = _problem_ids(store, verifier_key)
+    settings = job_allocation(job, len(ids)) if job else None
+    verdicts = _verdict_rows(store, verifier_key)
+    drawn, first_pass = _pool_counts(verdicts, ids)
+    out = {"policy": settings.policy if settings else "uniform", "budget": settings.total_budget if settings else None}
     if settings is None or not settings.adaptive:
         return {**out, **allocation_summary(prefix_steps(drawn), first_pass, tokens)}
     schedule = stored_schedule(store, job, ids, verifier_key, scorer_key)
@@ -146,31 +147,47 @@ def allocation_metrics(store: RunStore, job: dict | None, verifier_key: str, sco
     return {**out, "first": settings.first_samples, "step": settings.block, **summary,
             "problems_open": schedule.open_problems(), "rounds": len(steps), "finished": schedule.finished,
             "engine_idle_share": _driver_facts(store).get("engine_idle_share"),
-            "uniform_expected": uniform_expected(store, verifier_key, ids, drawn, settings)}
+            "uniform_expected": uniform_expected(verdicts, ids, drawn, settings)}
 
 
-def _pool_counts(store: RunStore, verifier_key: str, ids: list[str]) -> tuple[list[int], list[int | None]]:
+def _problem_ids(store: RunStore, verifier_key: str) -> list[str]:
+    """The run's problem set; for a pool made elsewhere (no problems.parquet), the verified ones."""
+    if store.exists(store.problems):
+        return store.read_table(store.problems, columns=["problem_id"])["problem_id"].to_pylist()
+    folder = layout.verdicts(verifier_key)
+    return sorted({pid for u in store.unit_ids(folder)
+                   for pid in store.read_table(store.verdict_unit(verifier_key, u), columns=["problem_id"])["problem_id"].to_pylist()})
+
+
+def _verdict_rows(store: RunStore, verifier_key: str) -> pa.Table:
+    """(problem_id, sample_idx, passed) of every verdict."""
+    units = sorted(store.unit_ids(layout.verdicts(verifier_key)))
+    return pa.concat_tables([store.read_table(store.verdict_unit(verifier_key, u), columns=["problem_id", "sample_idx", "passed"])
+                             for u in units]) if units else pa.table({"problem_id": pa.array([], pa.string()),
+                                                                       "sample_idx": pa.array([], pa.int32()),
+                                                                       "passed": pa.array([], pa.bool_())})
+
+
+def _pool_counts(verdicts: pa.Table, ids: list[str]) -> tuple[list[int], list[int | None]]:
     """Samples per problem (verified ones) and the index of each problem's first pass."""
     index = {pid: i for i, pid in enumerate(ids)}
     drawn, first_pass = [0] * len(ids), [None] * len(ids)
-    for unit in sorted(store.unit_ids(layout.verdicts(verifier_key))):
-        table = store.read_table(store.verdict_unit(verifier_key, unit), columns=["problem_id", "sample_idx", "passed"])
-        for pid, idx, passed in zip(*(table[c].to_pylist() for c in ("problem_id", "sample_idx", "passed"))):
-            i = index[pid]
-            drawn[i] = max(drawn[i], idx + 1)
-            if passed and (first_pass[i] is None or idx < first_pass[i]):
-                first_pass[i] = idx
+    last = verdicts.group_by("problem_id").aggregate([("sample_idx", "max")])
+    for pid, top in zip(last["problem_id"].to_pylist(), last["sample_idx_max"].to_pylist()):
+        drawn[index[pid]] = top + 1
+    passing = verdicts.filter(pc.field("passed")).group_by("problem_id").aggregate([("sample_idx", "min")])
+    for pid, first in zip(passing["problem_id"].to_pylist(), passing["sample_idx_min"].to_pylist()):
+        first_pass[index[pid]] = first
     return drawn, first_pass
 
 
-def uniform_expected(store: RunStore, verifier_key: str, ids: list[str], drawn: list[int],
-                     settings: AllocationSettings) -> list[dict]:
+def uniform_expected(verdicts: pa.Table, ids: list[str], drawn: list[int], settings: AllocationSettings) -> list[dict]:
     """Expected problems solved by k samples of every problem, k = 1..sampling.n, from round 1:
     each problem's pass rate has the posterior Beta(a + c, b + f - c) after c passes in its f
     round-1 samples (the prior fitted to round 1, `jobs.allocate.fit_prior`), and k samples
     solve it with probability 1 - E[(1 - p)^k]."""
     first = settings.first_samples
-    passes = _round_one_passes(store, verifier_key, ids, first)
+    passes = _round_one_passes(verdicts, ids, first)
     counted = [c for c, n in zip(passes, drawn) if n >= first]
     if not counted:
         return []
@@ -180,14 +197,13 @@ def uniform_expected(store: RunStore, verifier_key: str, ids: list[str], drawn: 
             for k in range(1, settings.cap + 1)]
 
 
-def _round_one_passes(store: RunStore, verifier_key: str, ids: list[str], first: int) -> list[int]:
+def _round_one_passes(verdicts: pa.Table, ids: list[str], first: int) -> list[int]:
     index = {pid: i for i, pid in enumerate(ids)}
     passes = [0] * len(ids)
-    for unit in store.unit_ids(layout.verdicts(verifier_key)):
-        table = store.read_table(store.verdict_unit(verifier_key, unit), columns=["problem_id", "sample_idx", "passed"])
-        for pid, idx, passed in zip(*(table[c].to_pylist() for c in ("problem_id", "sample_idx", "passed"))):
-            if passed and idx < first:
-                passes[index[pid]] += 1
+    early = verdicts.filter(pc.field("passed") & (pc.field("sample_idx") < first)).group_by("problem_id").aggregate(
+        [("passed", "count")])
+    for pid, count in zip(early["problem_id"].to_pylist(), early["passed_count"].to_pylist()):
+        passes[index[pid]] = count
     return passes
 
 

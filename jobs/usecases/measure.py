@@ -31,7 +31,7 @@ def measure(store: RunStore, verifier_key: str, settings: MetricsConfig, model_p
     `scores`, if given), written to the root."""
     params = None if settings.model_params else model_parameters(model_path)
     metrics, problems, curves = measure_run(store, verifier_key, settings, params, scorer_key=scores)
-    metrics["allocation"] = allocation_metrics(store, read_job(store), verifier_key, scores)
+    metrics["allocation"] = allocation_metrics(store, read_job(store), verifier_key, metrics["counts"]["tokens"], scores)
     write_metrics(store, metrics, problems, curves)
     return MetricsResult(metrics, store.url(store.metrics_json))
 
