@@ -58,3 +58,32 @@ def test_bad_allocation_is_one_line_exit_2_and_nothing_written(command, override
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and message in err, err
     assert not root.exists()
+
+
+def test_uniform_plans_exactly_todays_units(tmp_path, monkeypatch):
+    from jobs.config import merge_config
+    from jobs.usecases.generate import plan_run
+
+    monkeypatch.chdir(REPO)
+    today = plan_run(merge_config(DEMO, [f"run.root={tmp_path / 'a'}"]))
+    explicit = plan_run(merge_config(DEMO, [f"run.root={tmp_path / 'b'}", "allocate.policy=uniform", "allocate.budget=6400"]))
+    assert today.units == explicit.units and len(today.units) == 4  # 100 problems x 64 in units of 2048 samples
+    assert [u.unit_id for u in today.units][0] == "p000000-000032-s000000-000064"
+
+
+def test_a_root_from_before_the_allocate_section_resumes_as_uniform(tmp_path, monkeypatch):
+    from jobs.config import merge_config
+    from jobs.store.root import RunStore
+    from jobs.store.runinfo import record_run
+    from jobs.usecases.generate import plan_run
+
+    monkeypatch.chdir(REPO)
+    config = merge_config(DEMO, [f"run.root={tmp_path / 'run'}"])
+    plan = plan_run(config)
+    record_run(plan.store, config, plan.problems)
+    store = RunStore(str(tmp_path / "run"))
+    old = "\n".join(line for line in store.read_text(store.job_yaml).splitlines() if "allocate" not in line
+                    and not line.startswith(("  policy:", "  budget:", "  first:", "  step:", "  confidence:", "  min_gain:")))
+    store.write_text(store.job_yaml, old + "\n")
+    assert plan_run(config).units == plan.units  # the same run, no "other sampling settings" error
+    assert main(["run", DEMO, f"run.root={tmp_path / 'run'}", "allocate.policy=until_solved"]) == 2
