@@ -75,9 +75,10 @@ def metrics(root: str, overrides: Sequence[str] = ()) -> MetricsResult:
     return _metrics(root, overrides)
 
 
-def report(roots: Sequence[str], out: str | None = None) -> ReportResult:
-    """`troop report ROOT [ROOT2 ...]`: index.html and plots (a sweep root: its points compared)."""
-    return _report(roots, out)
+def report(roots: Sequence[str], out: str | None = None, against: str | None = None) -> ReportResult:
+    """`troop report ROOT [ROOT2 ...]`: index.html and plots (a sweep root: its points compared);
+    `against`: a uniform run's root that adaptive runs are compared with."""
+    return _report(roots, out, against)
 
 
 def status(root: str, overrides: Sequence[str] = ()) -> list[str]:

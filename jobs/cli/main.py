@@ -62,7 +62,7 @@ def cmd_metrics(args) -> None:
 
 
 def cmd_report(args) -> None:
-    print_report(api.report(args.roots, args.out))
+    print_report(api.report(args.roots, args.out, args.against))
 
 
 def cmd_status(args) -> None:
@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="plots and tables of one or several roots as one HTML page")
     report.add_argument("roots", nargs="+", help="run roots (paths or URLs); several overlay their curves; a sweep root overlays its points")
     report.add_argument("--out", help="where index.html and the PNGs go (default: ROOT/report of the first root)")
+    report.add_argument("--against", metavar="UNIFORM_ROOT",
+                        help="compare adaptive runs with this uniform run's measured pass@k (default: their own "
+                             "expected uniform curve)")
     report.set_defaults(func=cmd_report)
     add_submit_commands(commands)
     return parser

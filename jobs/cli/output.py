@@ -56,6 +56,26 @@ def _with_interval(metrics: dict, name: str, k: str) -> str:
     return f"{value:.3f} [{low:.3f}, {high:.3f}]{mc}"
 
 
+def _count(value) -> str:
+    """1,240; a median between two counts keeps its half: 8.5."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+
+
+def allocation_line(allocation: dict) -> str:
+    """metrics.json `allocation` of an adaptive run as one line."""
+    spread = allocation.get("samples_per_problem") or {}
+    per_problem = "/".join(_count(spread[k]) for k in ("min", "median", "max")) if spread else "-"
+    idle = allocation.get("engine_idle_share")
+    line = (f"allocation {allocation['policy']}: {allocation['samples_spent']:,} of {allocation['budget']:,} budget samples "
+            f"spent, {allocation['problems_solved']}/{allocation['problems']} problems solved, samples per problem "
+            f"{per_problem} (min/median/max), {allocation['rounds']} rounds")
+    if idle is not None:
+        line += f", engines idle {idle:.1%}"
+    if not allocation.get("finished", True):
+        line += f"; not finished: {allocation['problems_open']} problem(s) still open, rerun the same command to go on"
+    return line
+
+
 def print_metrics(result) -> None:
     metrics = result.metrics
     counts, cost = metrics["counts"], metrics["cost"]
@@ -84,6 +104,8 @@ def print_metrics(result) -> None:
     if fit.get("forecast"):
         forecast = ", ".join(f"pass@{k} {v:.3f}" for k, v in fit["forecast"].items())
         out.print(f"fit exp({fit['a']:.3f} k^{fit['b']:.3f}), rmse {fit['rmse']:.4f}; forecast (extrapolated): {forecast}")
+    if (metrics.get("allocation") or {}).get("policy", "uniform") != "uniform":
+        out.print(allocation_line(metrics["allocation"]))
     out.print(f"metrics: {result.where}")
 
 
@@ -113,9 +135,20 @@ def print_comparison(result) -> None:
         out.print(f"not measured yet: {', '.join(result.missing)}")
 
 
+def equal_coverage_line(equal) -> str:
+    """An adaptive run's samples against uniform sampling's for as many problems solved."""
+    head = (f"equal coverage: {equal.policy} ({equal.run}) solved {equal.solved:.1%} of problems with "
+            f"{equal.adaptive_samples:,} samples; {equal.uniform}")
+    if equal.uniform_samples is None:
+        return f"{head}: not reached"
+    return f"{head}: {equal.uniform_samples:,.0f} samples ({equal.ratio:.2f}x)" if equal.ratio else f"{head}: 0 samples"
+
+
 def print_report(result) -> None:
     if result.rows or result.missing:
         print_comparison(result)
+    for equal in result.equal_coverage:
+        out.print(equal_coverage_line(equal))
     out.print(f"report: {result.index}")
 
 

@@ -1,1 +1,2 @@
-"""The run report: loading runs and their labels, the plots, the HTML page, and writing them through a store."""
+"""The run report: loading runs and their labels, the plots, the HTML page, adaptive runs against
+uniform sampling, and writing them through a store."""

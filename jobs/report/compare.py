@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass
 
 from jobs.errors import StoreError
-from jobs.report.write import write_report
+from jobs.report.allocation import SolvedCurve
+from jobs.report.write import WrittenReport, write_report
 from jobs.store.root import RunStore
 from jobs.store.sweep_root import point_root, read_sweep_points
 
@@ -71,12 +72,13 @@ def sweep_points(sweep_store: RunStore) -> tuple[list[str], list[RunStore], list
     return names, stores, missing
 
 
-def write_sweep_report(sweep_store: RunStore, out: RunStore) -> tuple[str, int | None, list[PointRow], list[str]]:
-    """The sweep's report in `out`: (index path, common k, rows, points not measured yet)."""
+def write_sweep_report(sweep_store: RunStore, out: RunStore, against: SolvedCurve | None = None
+                       ) -> tuple[WrittenReport, int | None, list[PointRow], list[str]]:
+    """The sweep's report in `out`: (what was written, common k, rows, points not measured yet)."""
     names, stores, missing = sweep_points(sweep_store)
     if not stores:
         raise StoreError(f"no point of the sweep at {sweep_store.root} has metrics.json yet: run troop sweep first")
     metrics = [json.loads(s.read_text(s.metrics_json)) for s in stores]
     k, rows = comparison_rows(names, metrics)
-    index = write_report(stores, out, labels=names, preface_html=comparison_html(k, rows, missing))
-    return index, k, rows, missing
+    written = write_report(stores, out, labels=names, preface_html=comparison_html(k, rows, missing), against=against)
+    return written, k, rows, missing

@@ -4,7 +4,8 @@ be copied or served from any store."""
 
 import html
 
-from jobs.report.plots import METHODS, PLOTS, REWARD_METHODS
+from jobs.report.allocation import AdaptiveRun, EqualCoverage
+from jobs.report.plots import ALLOCATION_PLOT, METHODS, PLOTS, REWARD_METHODS
 from jobs.report.runs import Run, curve, has_fit, tokens_per_sample
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -71,6 +72,55 @@ def _fit_html(metrics: dict) -> str:
 def _run_html(run: Run) -> str:
     title = f"<h2>{_esc(run.label)}</h2><p><code>{_esc(run.store.url(run.store.path()))}</code></p>"
     return title + _facts_html(run.metrics) + _curves_html(run.metrics) + _fit_html(run.metrics)
+
+
+def _number(value) -> str:
+    """A count as the tables show it: 1,240; a median between two counts keeps its half: 8.5."""
+    if value is None:
+        return "—"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+
+
+def _equal_coverage_cells(equal: EqualCoverage) -> tuple[str, str]:
+    if equal.uniform_samples is None:
+        return f"not reached (to solve {equal.solved:.1%})", "—"
+    return f"{equal.uniform_samples:,.0f} (to solve {equal.solved:.1%})", f"{equal.ratio:.2f}x" if equal.ratio else "—"
+
+
+def _allocation_facts(a: AdaptiveRun) -> list[tuple[str, str]]:
+    alloc = a.run.metrics["allocation"]
+    spread, idle = alloc.get("samples_per_problem") or {}, alloc.get("engine_idle_share")
+    samples, ratio = _equal_coverage_cells(a.equal)
+    return [
+        ("policy", alloc["policy"]),
+        ("budget (samples)", _number(alloc.get("budget"))),
+        ("samples spent", _number(alloc.get("samples_spent"))),
+        ("tokens spent", _number(alloc.get("tokens_spent"))),
+        ("problems solved", f"{alloc['problems_solved']:,} of {alloc['problems']:,}"),
+        ("samples per problem (min / median / max)",
+         " / ".join(_number(spread.get(k)) for k in ("min", "median", "max")) if spread else "—"),
+        ("rounds", _number(alloc.get("rounds"))),
+        ("engine idle share", "—" if idle is None else f"{idle:.1%}"),
+        ("uniform curve", a.uniform.label),
+        ("samples for equal coverage", samples),
+        ("uniform / adaptive samples", ratio),
+    ]
+
+
+def allocation_html(adaptive: list[AdaptiveRun]) -> str:
+    """The adaptive runs' allocation (one column each) and their plot; empty without any."""
+    if not adaptive:
+        return ""
+    columns = [_allocation_facts(a) for a in adaptive]
+    head = "<tr><th class=l></th>" + "".join(f"<th>{_esc(a.run.label)}</th>" for a in adaptive) + "</tr>"
+    rows = "".join(f"<tr><th class=l>{_esc(name)}</th>" + "".join(f"<td>{_esc(c[i][1])}</td>" for c in columns) + "</tr>"
+                   for i, (name, _) in enumerate(columns[0]))
+    note = ("<p>Samples for equal coverage: the fewest samples at which the uniform curve solves the share of "
+            "problems the adaptive run solved in the end (linear between the curve's points); the ratio divides "
+            "them by the samples the adaptive run spent.</p>")
+    name, caption = ALLOCATION_PLOT
+    figure = f'<figure><img src="{_esc(name)}" alt="{_esc(name)}"><figcaption>{_esc(caption)}</figcaption></figure>'
+    return f"<h2>Adaptive allocation</h2><table>{head}{rows}</table>{note}{figure}"
 
 
 def render_html(runs: list[Run], preface_html: str = "") -> str:

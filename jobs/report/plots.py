@@ -1,4 +1,5 @@
-"""The report's five figures: coverage, selection, difficulty, pass rates and token cost.
+"""The report's five figures: coverage, selection, difficulty, pass rates and token cost; and a
+sixth where a run allocated its samples adaptively: problems solved against samples spent.
 
 Figures are plain `matplotlib.figure.Figure` objects: no pyplot, no global state, no backend
 switch, so a report can be rendered inside a worker or a test without side effects.
@@ -11,6 +12,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogFormatter
 
+from jobs.report.allocation import AdaptiveRun, EqualCoverage, SolvedCurve
 from jobs.report.runs import Run, curve, has_fit, interval, tokens_per_sample
 
 FIGSIZE = (7.0, 4.5)
@@ -253,3 +255,59 @@ PLOTS = (  # file name, figure, caption
     ("tokens.png", plot_tokens, "Coverage against the expected number of generated tokens per problem "
      "(and FLOPs where the model size is known)."),
 )
+
+
+def _uniform_line(ax, uniform: SolvedCurve, color: str, label: str, measured: bool) -> None:
+    """Drawn densely, so that on the log axis the line is the linear interpolation between the
+    points that the equal-coverage number uses, not the straight chords a plain plot would draw."""
+    if not uniform.samples.size:
+        return
+    xs = np.geomspace(uniform.samples[0], uniform.samples[-1], 200)
+    ax.plot(xs, np.interp(xs, uniform.samples, uniform.solved), "--", color=color, label=label)
+    if measured:  # a measured curve's points are its pass@k; an expected curve has one per k, a blur
+        ax.plot(uniform.samples, uniform.solved, "o", mfc="none", color=color)
+
+
+def _equal_coverage_mark(ax, equal: EqualCoverage, color: str) -> None:
+    """The adaptive run's final point joined to where the uniform curve solves as many, with the ratio."""
+    if equal.uniform_samples is None or equal.uniform_samples <= 0:
+        return
+    ax.plot([equal.adaptive_samples, equal.uniform_samples], [equal.solved] * 2, ":", color=color, linewidth=1)
+    ax.plot([equal.uniform_samples], [equal.solved], "x", color=color)
+    # Below and left of the ×: to its right it would leave the axes when uniform needs all it drew.
+    ax.annotate(f"{equal.ratio:.2f}x", (equal.uniform_samples, equal.solved), xytext=(-4, -14), ha="right",
+                textcoords="offset points", fontsize="small", color=color)
+
+
+def plot_allocation(adaptive: list[AdaptiveRun], against: SolvedCurve | None = None) -> Figure:
+    """Problems solved against samples spent: each adaptive run's rounds against its own
+    expected uniform curve (same colour, dashed), or against one measured uniform run (grey)."""
+    several = len(adaptive) > 1
+    fig, (ax,) = _figure(extra_height=0.5 + 0.2 * len(adaptive) if several else 0.0)  # room for the legend below
+    for i, a in enumerate(adaptive):
+        color = f"C{i}"
+        ax.plot(a.curve.samples, a.curve.solved, "o-", color=color,
+                label=a.run.label if several else f"{a.equal.policy} (adaptive)")
+        if against is None:
+            _uniform_line(ax, a.uniform, color, f"{a.run.label}: {a.uniform.label}" if several else a.uniform.label,
+                          measured=False)
+        _equal_coverage_mark(ax, a.equal, color)
+    if against is not None:
+        _uniform_line(ax, against, "0.35", against.label, measured=True)
+    ax.set_xscale("log")
+    _si_log_axis(ax.xaxis)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.set_ylim(0, 1.02)
+    ax.set(xlabel="samples spent (over all problems)", ylabel="share of problems solved",
+           title="Problems solved vs samples spent")
+    if several:  # long config labels: below the axes, as the coverage plot's run legend
+        fig.legend(fontsize="small", loc="outside lower center", ncols=1)
+    else:
+        ax.legend(fontsize="small", loc="lower right")
+    return fig
+
+
+ALLOCATION_PLOT = ("allocation.png", ("Problems solved against samples spent: the adaptive run after each of its "
+                                      "rounds, against uniform sampling (every problem the same number of samples). "
+                                      "×: where uniform sampling solves as many problems as the adaptive run did in "
+                                      "the end."))

@@ -65,7 +65,7 @@ def one_root_report(tmp_path_factory):
     base = tmp_path_factory.mktemp("one")
     store = make_root(base / "run-a")
     out = RunStore(str(base / "run-a" / "report"))
-    return store, out, write_report([store], out)
+    return store, out, write_report([store], out).index
 
 
 # One root.
@@ -101,7 +101,7 @@ def test_several_roots_are_labelled_by_their_config_difference(tmp_path):
     stores = [make_root(tmp_path / "a" / "run", 0.2), make_root(tmp_path / "b" / "run", 0.8)]
     assert [run.label for run in load_runs(stores)] == ["sampling.temperature=0.2", "sampling.temperature=0.8"]
     out = RunStore(str(tmp_path / "report"))
-    page = out.read_text(write_report(stores, out))
+    page = out.read_text(write_report(stores, out).index)
     assert "sampling.temperature=0.2" in page and "sampling.temperature=0.8" in page
     for name, _, _ in PLOTS:
         assert_png(out.fs.cat_file(out.path(name)))
@@ -183,7 +183,7 @@ def test_optional_curves_fit_and_files_may_be_missing(tmp_path):
     store.fs.rm(store.path("metrics", "problems.parquet"))
     store.fs.rm(store.job_yaml)
     out = RunStore(str(tmp_path / "out"))
-    page = out.read_text(write_report([store], out))
+    page = out.read_text(write_report([store], out).index)
     for name, _, _ in PLOTS:
         assert out.fs.cat_file(out.path(name))[:8] == PNG_MAGIC
     assert "No scaling fit" in page and "majority@k" not in page.split("<h2>Plots</h2>")[0]
@@ -193,7 +193,7 @@ def test_writes_to_a_memory_store(tmp_path):
     bucket = f"troop-report-{uuid.uuid4().hex[:8]}"
     out = RunStore(f"memory://{bucket}/report")
     try:
-        index = write_report([make_root(tmp_path / "run")], out, labels=["T<0.5 & hot"])
+        index = write_report([make_root(tmp_path / "run")], out, labels=["T<0.5 & hot"]).index
         assert index == f"/{bucket}/report/index.html"
         page = out.read_text(index)
         assert '<img src="tokens.png"' in page and "<h2>T&lt;0.5 &amp; hot</h2>" in page
