@@ -16,6 +16,7 @@ from verifiers.code import check_stdio, check_unit_tests
 from verifiers.exact import check_exact
 from verifiers.math_answer import MathChecker
 from verifiers.numeric import check_numeric
+from verifiers.patch_check import OPTIONAL as PATCH_OPTIONAL, PAYLOAD as PATCH_PAYLOAD, PatchChecker
 from verifiers.sandbox import Limits, Sandbox, probe_mode
 from verifiers.verdict import Verdict
 
@@ -27,6 +28,11 @@ class VerifySettings:
     timeout_s: float = 10.0  # per sample: a program's wall clock, or one math check
     memory_mb: int = 1024  # a program's address space
     sandbox: str = "auto"  # auto (bubblewrap, else rlimits with a warning) | bwrap | rlimits
+    # The patch verifier's (other verifiers' keys leave them out):
+    python: Optional[str] = None  # the interpreter that runs a repository's tests; None: the worker's own
+    repos: Optional[str] = None  # a folder of clones named owner__name, for problems given as repo + base_commit
+    gold_runs: int = 3  # runs of the gold patch per instance, to find flaky tests and broken instances
+    allow_test_edits: bool = False  # a candidate that changes the tests may pass
 
     def limits(self) -> Limits:
         return Limits(timeout_s=self.timeout_s, memory_mb=self.memory_mb)
@@ -86,6 +92,8 @@ class Verifier:
     # Answer checkers: the gold answer written as a completion, for the self-check (every gold
     # answer must verify against itself; the rate is reported).
     gold_as_completion: Optional[Callable[[str], str]] = None
+    optional_columns: tuple[str, ...] = ()  # problem columns the check reads where the problem set has them
+    settings_fields: tuple[str, ...] = ("timeout_s", "memory_mb", "sandbox")  # the settings its verdicts depend on
 
     def sandbox_mode(self, settings: VerifySettings) -> Optional[str]:
         """The sandbox this verifier's programs run in here ('bwrap', or 'rlimits' where
@@ -94,7 +102,7 @@ class Verifier:
         return probe_mode(settings.sandbox) if self.uses_sandbox else None
 
     def key(self, settings: VerifySettings = VerifySettings()) -> str:
-        identity = asdict(settings)
+        identity = {name: value for name, value in asdict(settings).items() if name in self.settings_fields}
         identity["sandbox"] = self.sandbox_mode(settings)
         blob = json.dumps([self.name, self.version, identity], sort_keys=True)
         return f"{self.name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
@@ -130,4 +138,8 @@ register(Verifier(
 ))
 register(Verifier(
     "stdio", "1", ("test_cases",), lambda settings: SandboxChecker(check_stdio, settings), uses_sandbox=True,
+))
+register(Verifier(
+    "patch", "1", PATCH_PAYLOAD, PatchChecker, uses_sandbox=True, optional_columns=PATCH_OPTIONAL,
+    settings_fields=("timeout_s", "memory_mb", "sandbox", "python", "repos", "gold_runs", "allow_test_edits"),
 ))

@@ -12,7 +12,9 @@ SANDBOX_MODES = ("auto", "bwrap", "rlimits")
 
 def verify_settings(config: VerifyConfig) -> VerifySettings:
     """What the verifiers take of a verify section (the rest says where they run)."""
-    return VerifySettings(timeout_s=config.timeout_s, memory_mb=config.memory_mb, sandbox=config.sandbox)
+    return VerifySettings(timeout_s=config.timeout_s, memory_mb=config.memory_mb, sandbox=config.sandbox,
+                          python=config.python, repos=config.repos, gold_runs=config.gold_runs,
+                          allow_test_edits=config.allow_test_edits)
 
 
 def check_verify_config(v: VerifyConfig) -> None:
@@ -26,6 +28,8 @@ def check_verify_config(v: VerifyConfig) -> None:
         raise ConfigError(f"config key 'verify.memory_mb' is {v.memory_mb}: it must be at least 64")
     if v.sandbox not in SANDBOX_MODES:
         raise ConfigError(f"config key 'verify.sandbox' is {v.sandbox!r}: use one of {', '.join(SANDBOX_MODES)}")
+    if v.gold_runs < 0:
+        raise ConfigError(f"config key 'verify.gold_runs' is {v.gold_runs}: it must be >= 0 (0: no gold self-check)")
     check_placement_keys("verify", v.resources, v.label_selector)
 
 

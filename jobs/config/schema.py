@@ -97,6 +97,14 @@ class VerifyConfig:
     timeout_s: float = VerifySettings.timeout_s  # per sample: a program's wall clock, or one math check
     memory_mb: int = VerifySettings.memory_mb  # a sandboxed program's address space
     sandbox: str = VerifySettings.sandbox  # auto: bubblewrap, else rlimits only (warned); bwrap; rlimits
+    # The patch verifier: the interpreter that runs a repository's tests (None: the worker's own;
+    # a venv's python for a repository with its own dependencies), a folder of clones named
+    # owner__name for problems given as repo + base_commit, runs of the gold patch per instance
+    # (flaky tests, broken instances), and whether a candidate that edits the tests may pass.
+    python: Optional[str] = VerifySettings.python
+    repos: Optional[str] = VerifySettings.repos
+    gold_runs: int = VerifySettings.gold_runs
+    allow_test_edits: bool = VerifySettings.allow_test_edits
     # Where the verification actors run (they never take a GPU): custom Ray resources each
     # actor reserves, and node labels they must land on (Ray label selectors, as cluster.*).
     # Not verifier settings: they leave the verdicts' verifier key unchanged.

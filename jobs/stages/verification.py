@@ -9,7 +9,7 @@ Nothing here imports vLLM or Ray: verification runs on machines without them.
 import os
 import resource
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
@@ -37,6 +37,7 @@ class VerifyStats:
     statuses: dict
     checked: int  # distinct (problem, completion) pairs actually run
     peak_rss_mb: float = 0.0  # the worker process's peak resident memory so far
+    notes: dict = field(default_factory=dict)  # what the checker found besides verdicts (gold self-checks)
 
 
 def resolve_verifier(name: str) -> Verifier:
@@ -65,7 +66,8 @@ def payloads_of(problems: pa.Table, verifier: Verifier, where: str) -> dict[str,
             f"verifier '{verifier.name}' needs problem column(s) {', '.join(missing)}, which "
             f"{where} lacks: pick another verify.verifier or map the column with problems.columns"
         )
-    columns = {c: problems[c].to_pylist() for c in verifier.payload_columns}
+    present = [c for c in verifier.optional_columns if c in problems.column_names]
+    columns = {c: problems[c].to_pylist() for c in (*verifier.payload_columns, *present)}
     ids = problems["problem_id"].to_pylist()
     return {pid: {c: values[i] for c, values in columns.items()} for i, pid in enumerate(ids)}
 
@@ -131,7 +133,8 @@ class VerifyWorker:
         statuses = Counter(verdicts["status"].to_pylist())
         passed = sum(verdicts["passed"].to_pylist())
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-        return VerifyStats(task.unit_id, verdicts.num_rows, passed, dict(statuses), checked, peak)
+        notes = checker.notes() if hasattr(checker, "notes") else {}
+        return VerifyStats(task.unit_id, verdicts.num_rows, passed, dict(statuses), checked, peak, notes)
 
     def close(self) -> None:
         for checker in self._checkers.values():

@@ -35,6 +35,8 @@ class VerifySummary:
     seconds: float = 0.0
     worker_peak_rss_mb: float = 0.0  # the largest peak resident memory any verification worker reported
     gold_self_check: tuple[int, int] | None = None  # (gold answers that verify as themselves, all)
+    # The patch verifier's gold self-checks: problem id -> {flaky: [node ids], broken, runs}.
+    gold_notes: dict = field(default_factory=dict)
     failed: dict = field(default_factory=dict)  # unit id -> (status, reason): no verdict file (failed every attempt)
 
     def check(self, root: str) -> None:
@@ -53,6 +55,7 @@ class VerifySummary:
         self.checked += stats.checked
         self.statuses.update(stats.statuses)
         self.worker_peak_rss_mb = max(self.worker_peak_rss_mb, stats.peak_rss_mb)
+        self.gold_notes.update(stats.notes)
 
 
 def stored_verifier_key(store: RunStore, name: str, config: VerifyConfig) -> str:

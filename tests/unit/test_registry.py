@@ -16,8 +16,19 @@ def test_the_contract_names_are_registered_with_their_payloads():
         "math": ("answer",),
         "unit_tests": ("prompt", "test", "entry_point"),
         "stdio": ("test_cases",),
+        "patch": ("FAIL_TO_PASS", "PASS_TO_PASS"),
     }
-    assert [name for name, v in VERIFIERS.items() if v.uses_sandbox] == ["unit_tests", "stdio"]
+    assert VERIFIERS["patch"].optional_columns == ("problem_id", "workspace", "repo", "base_commit", "test_patch",
+                                                   "test_cmd", "patch")
+    assert [name for name, v in VERIFIERS.items() if v.uses_sandbox] == ["unit_tests", "stdio", "patch"]
+
+
+def test_keys_hash_only_the_settings_a_verifier_reads():
+    # The patch verifier's settings leave the other verifiers' keys as they were before it existed.
+    base = VerifySettings()
+    patchy = VerifySettings(python="/usr/bin/python3", repos="/repos", gold_runs=5, allow_test_edits=True)
+    assert get_verifier("numeric").key(base) == get_verifier("numeric").key(patchy) == "numeric-163ad047a0"
+    assert get_verifier("patch").key(base) != get_verifier("patch").key(patchy)
 
 
 def test_a_checker_opened_from_the_registry_checks():

@@ -1,0 +1,125 @@
+"""Candidate patches as text: finding the diff in a completion, the files it touches, whether it
+edits the tests, a hash of its effect, and reading pytest's `-rA` report. Pure functions; the
+patch verifier (`verifiers.patch_check`) runs them around the sandbox.
+"""
+
+import hashlib
+import json
+import posixpath
+import re
+
+FENCE = re.compile(r"```[ \t]*(?:diff|patch)[^\n]*\n(.*?)```", re.DOTALL)
+DIFF_START = re.compile(r"^(diff --git |--- \S)", re.MULTILINE)
+# pytest's short test summary (-rA): "PASSED tests/a.py::test_x", "FAILED tests/a.py::t - Assert..."
+SUMMARY_LINE = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS) (\S+)")
+# Files whose change alters what the tests check rather than what they test.
+PYTEST_CONFIGS = {"pytest.ini", "conftest.py"}
+SHARED_CONFIGS = {"pyproject.toml", "setup.cfg", "tox.ini"}  # pytest's config when a hunk names pytest
+
+
+def extract_patch(text: str) -> str | None:
+    """The candidate diff: the last ```diff / ```patch block of a completion, else the text
+    itself when it is a unified diff; None where there is none."""
+    blocks = [b for b in FENCE.findall(text or "") if b.strip()]
+    if blocks:
+        return _ending(blocks[-1])
+    match = DIFF_START.search(text or "")
+    return _ending(text[match.start():]) if match else None
+
+
+def _ending(diff: str) -> str:
+    return diff if diff.endswith("\n") else diff + "\n"
+
+
+def touched_files(diff: str) -> list[str]:
+    """Repository paths the diff creates, changes or deletes (its ---/+++ headers, a/ b/ dropped)."""
+    paths = []
+    for line in diff.splitlines():
+        if line.startswith(("--- ", "+++ ")):
+            path = line[4:].split("\t")[0].strip()
+            if path != "/dev/null":
+                path = path[2:] if path.startswith(("a/", "b/")) else path
+                if path and path not in paths:
+                    paths.append(path)
+    return paths
+
+
+def is_test_file(path: str) -> bool:
+    """A test module, a file under a test folder, or a conftest.py."""
+    name = posixpath.basename(path)
+    parts = path.split("/")[:-1]
+    return (name in PYTEST_CONFIGS or name.startswith("test_") or name.endswith("_test.py")
+            or any(p in ("test", "tests", "testing") for p in parts))
+
+
+def test_edits(diff: str) -> list[str]:
+    """The files of `diff` that change the tests or pytest's configuration."""
+    edited = [p for p in touched_files(diff) if is_test_file(p)]
+    for path, hunks in _file_hunks(diff).items():
+        if posixpath.basename(path) in SHARED_CONFIGS and "pytest" in hunks.lower() and path not in edited:
+            edited.append(path)
+    return edited
+
+
+def _file_hunks(diff: str) -> dict[str, str]:
+    """Each file's changed lines (+/-, headers left out)."""
+    out: dict[str, list[str]] = {}
+    current = None
+    for line in diff.splitlines():
+        if line.startswith("+++ "):
+            path = line[4:].split("\t")[0].strip()
+            current = path[2:] if path.startswith("b/") else path
+            out.setdefault(current, [])
+        elif line.startswith("--- ") or line.startswith("diff --git"):
+            if line.startswith("diff --git"):
+                current = None
+        elif current is not None and line[:1] in "+-" and line:
+            out[current].append(line)
+    return {path: "\n".join(lines) for path, lines in out.items()}
+
+
+def patch_hash(diff: str) -> str:
+    """A hash of what the patch changes: per file, its removed and added lines with whitespace
+    collapsed, in file order; context, line numbers and blank-line edits do not count. Two
+    candidates with the same effect vote together."""
+    parts = []
+    for path, hunks in sorted(_file_hunks(diff).items()):
+        lines = [f"{line[0]}{' '.join(line[1:].split())}" for line in hunks.splitlines() if line[1:].strip()]
+        parts.append(path + "\n" + "\n".join(lines))
+    return hashlib.sha256("\n\0".join(parts).encode()).hexdigest()[:16]
+
+
+def node_ids(value) -> list[str]:
+    """FAIL_TO_PASS / PASS_TO_PASS as a list, from a list or SWE-bench's JSON-encoded string."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip() else []
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"FAIL_TO_PASS / PASS_TO_PASS must be a list of pytest node ids, got {value!r:.80}")
+    return list(value)
+
+
+def test_files_of(ids: list[str]) -> list[str]:
+    """The test files the node ids name, in order, once each."""
+    files: list[str] = []
+    for node in ids:
+        path = node.split("::")[0]
+        if path not in files:
+            files.append(path)
+    return files
+
+
+def read_pytest_report(output: str) -> dict[str, str]:
+    """node id -> PASSED, FAILED, ERROR, SKIPPED, XFAIL or XPASS, from pytest's -rA summary."""
+    results: dict[str, str] = {}
+    for line in output.splitlines():
+        match = SUMMARY_LINE.match(line)
+        if match:
+            results[match.group(2)] = match.group(1)
+    return results
+
+
+def resolved(results: dict[str, str], required: list[str]) -> list[str]:
+    """The required tests that did not pass (missing from the report counts as not passing)."""
+    return [node for node in required if results.get(node) != "PASSED"]
