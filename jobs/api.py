@@ -27,12 +27,16 @@ from jobs.usecases.run import RunSummary
 from jobs.usecases.score import ScoreSummary, score_run
 from jobs.usecases.run import run as _run
 from jobs.usecases.status import run_status
+from jobs.usecases.swebench import SwebenchExport, SwebenchImport
+from jobs.usecases.swebench import export as _swebench_export
+from jobs.usecases.swebench import import_reports as _swebench_import
 from jobs.usecases.sweep_run import SweepSummary
 from jobs.usecases.sweep_run import sweep as _sweep
 from jobs.usecases.verify import VerifySummary, verify_run
 
-__all__ = ["GenerateSummary", "MetricsResult", "ReportResult", "RunSummary", "ScoreSummary", "SweepSummary",
-           "VerifySummary", "generate", "load_config", "metrics", "report", "run", "score", "status", "sweep", "verify"]
+__all__ = ["GenerateSummary", "MetricsResult", "ReportResult", "RunSummary", "ScoreSummary", "SwebenchExport",
+           "SwebenchImport", "SweepSummary", "VerifySummary", "generate", "load_config", "metrics", "report", "run",
+           "score", "status", "swebench_export", "swebench_import", "sweep", "verify"]
 
 
 def load_config(path: str | None, overrides: Sequence[str] = ()) -> JobConfig:
@@ -84,3 +88,15 @@ def report(roots: Sequence[str], out: str | None = None, against: str | None = N
 def status(root: str, overrides: Sequence[str] = ()) -> list[str]:
     """`troop status ROOT`: what the root holds, as lines of text."""
     return run_status(load_root(root, overrides)[1])
+
+
+def swebench_export(root: str, out: str, model_name: str | None = None, dataset_name: str | None = None) -> SwebenchExport:
+    """`troop swebench export ROOT OUT`: one SWE-bench predictions file per sample index in OUT,
+    and OUT/run_harness.sh with the harness command of each (run ids troop-s<idx>)."""
+    return _swebench_export(root, out, model_name, dataset_name)
+
+
+def swebench_import(root: str, reports: str) -> SwebenchImport:
+    """`troop swebench import ROOT REPORTS`: the harness's report.json files under REPORTS as
+    verdicts under their own key (swebench-<hash>), one file per sample unit."""
+    return _swebench_import(root, reports)

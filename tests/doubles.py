@@ -144,7 +144,7 @@ class InlineExecutor:
             on_done(stats)
         return result
 
-    def run_stream(self, source: queue.Queue, on_done, progress=None) -> ExecutorResult:
+    def run_stream(self, source: queue.Queue, on_done, progress=None, on_failed=None) -> ExecutorResult:
         return self.run(iter(source.get, None), on_done, progress)
 
     def shutdown(self) -> None:

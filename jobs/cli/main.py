@@ -13,6 +13,7 @@ from jobs import api
 from jobs.cli.cluster import add_submit_commands
 from jobs.cli.output import (out, print_generate, print_metrics, print_report, print_run, print_score, print_sweep,
                              print_verify)
+from jobs.cli.output import print_swebench_export, print_swebench_import
 from jobs.cluster.pools import RAY, Cluster
 from jobs.errors import ConfigError, TroopError
 from jobs.usecases.sweep import split_overrides
@@ -70,6 +71,31 @@ def cmd_status(args) -> None:
         out.print(line)
 
 
+def cmd_swebench_export(args) -> None:
+    print_swebench_export(api.swebench_export(args.root, args.out, args.model_name, args.dataset_name))
+
+
+def cmd_swebench_import(args) -> None:
+    print_swebench_import(api.swebench_import(args.root, args.reports))
+
+
+def add_swebench_commands(commands) -> None:
+    """`troop swebench export ROOT OUT` and `troop swebench import ROOT REPORTS`."""
+    swebench = commands.add_parser("swebench", help="evaluate a pool with the official SWE-bench harness")
+    actions = swebench.add_subparsers(dest="action", required=True)
+    export = actions.add_parser("export", help="one SWE-bench predictions file per sample index, and the harness commands")
+    export.add_argument("root", help="the run's root: a path or URL")
+    export.add_argument("out", help="the folder for the predictions files and run_harness.sh")
+    export.add_argument("--model-name", help="model_name_or_path in the predictions (default: troop-<root's name>)")
+    export.add_argument("--dataset-name", help="the harness's --dataset_name (default: the root's Hub dataset, "
+                                               "else SWE-bench/SWE-bench_Lite)")
+    export.set_defaults(func=cmd_swebench_export)
+    imports = actions.add_parser("import", help="the harness's report.json files as verdicts (verdicts/swebench-<hash>/)")
+    imports.add_argument("root", help="the run's root: a path or URL")
+    imports.add_argument("reports", help="where the harness wrote its reports (its logs/run_evaluation), searched recursively")
+    imports.set_defaults(func=cmd_swebench_import)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="troop", description="Repeated sampling from language models at scale.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -97,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "expected uniform curve)")
     report.set_defaults(func=cmd_report)
     add_submit_commands(commands)
+    add_swebench_commands(commands)
     return parser
 
 

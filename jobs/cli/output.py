@@ -34,6 +34,16 @@ def print_verify(summary) -> None:
         f"verified {summary.units} units with {summary.verifier_key}: {summary.samples:,} samples "
         f"({summary.checked:,} distinct), {summary.passed:,} passed ({statuses}), {rate:,.0f} samples/s"
     )
+    if summary.gold_notes:
+        out.print(gold_patch_line(summary.gold_notes))
+
+
+def gold_patch_line(notes: dict) -> str:
+    """The patch verifier's gold self-checks: flaky tests (left out of the criteria) and broken instances."""
+    flaky = [f"{pid} ({', '.join(note['flaky'])})" for pid, note in sorted(notes.items()) if note["flaky"]]
+    broken = sorted(pid for pid, note in notes.items() if note["broken"])
+    return (f"gold patches run on {len(notes)} instance(s): flaky tests (left out): {'; '.join(flaky) or 'none'}; "
+            f"broken (the gold patch never resolves; samples get error): {', '.join(broken) or 'none'}")
 
 
 def print_score(summary) -> None:
@@ -159,3 +169,20 @@ def print_sweep(summary) -> None:
     )
     if summary.report is not None:
         print_report(summary.report)
+
+
+def print_swebench_export(summary) -> None:
+    out.print(f"exported {summary.samples:,} samples ({summary.empty:,} without a patch) as {len(summary.files)} "
+              f"SWE-bench predictions file(s), one per sample index, model {summary.model_name}: {summary.out}")
+    if summary.commands:
+        out.print(f"run the harness: sh {summary.script} ({len(summary.commands)} run(s) of {summary.dataset_name}); "
+                  f"the first, from {summary.out}:")
+        out.print(f"  {summary.commands[0]}")
+    out.print(f"then: {summary.import_command}")
+
+
+def print_swebench_import(summary) -> None:
+    statuses = ", ".join(f"{k} {v:,}" for k, v in sorted(summary.statuses.items()))
+    out.print(f"imported {summary.reports:,} harness report(s) into {summary.units} verdict unit(s) under "
+              f"{summary.verifier_key}: {summary.samples:,} samples, {summary.resolved:,} resolved ({statuses})")
+    out.print(f"metrics: {summary.metrics_command}")

@@ -20,7 +20,7 @@ from jobs.stages.verification import (
 )
 from jobs.store import layout
 from jobs.store.root import RunStore
-from verifiers import Verifier
+from verifiers import VERIFIERS, Verifier
 from verifiers.registry import VerifySettings
 
 
@@ -61,9 +61,12 @@ class VerifySummary:
 def stored_verifier_key(store: RunStore, name: str, config: VerifyConfig) -> str:
     """The verdict folder to measure: this machine's key for the verifier and settings, else the
     one folder of that verifier that the root holds (verified elsewhere, e.g. with another
-    sandbox mode); several candidates must be told apart by settings."""
-    key = verifier_key(name, verify_settings(config))
-    if store.unit_ids(layout.verdicts(key)):
+    sandbox mode, or imported from the SWE-bench harness: swebench-*); several candidates must
+    be told apart by settings. A full key (`name` = a folder under verdicts/) is taken as is."""
+    if store.unit_ids(layout.verdicts(name)):  # a key named in full, e.g. swebench-<hash> from troop swebench import
+        return name
+    key = verifier_key(name, verify_settings(config)) if name in VERIFIERS else None
+    if key is not None and store.unit_ids(layout.verdicts(key)):
         return key
     found = [k for k in store.keys_under(layout.VERDICTS, f"{name}-*") if store.unit_ids(layout.verdicts(k))]
     if len(found) == 1:
@@ -72,7 +75,7 @@ def stored_verifier_key(store: RunStore, name: str, config: VerifyConfig) -> str
         raise StoreError(f"{store.root} has no verdicts by {name}: run troop verify {store.root} verify.verifier={name}")
     raise StoreError(
         f"{store.root} has verdicts by {name} under several settings ({', '.join(found)}) and none under this "
-        f"machine's {key}: set verify.timeout_s / verify.memory_mb / verify.sandbox to the ones wanted"
+        f"machine's {key or name}: set verify.timeout_s / verify.memory_mb / verify.sandbox to the ones wanted"
     )
 
 
