@@ -7,6 +7,7 @@ import hashlib
 import json
 import posixpath
 import re
+from dataclasses import dataclass, field
 
 FENCE = re.compile(r"```[ \t]*(?:diff|patch)[^\n]*\n(.*?)```", re.DOTALL)
 DIFF_START = re.compile(r"^(diff --git |--- \S)", re.MULTILINE)
@@ -31,16 +32,77 @@ def _ending(diff: str) -> str:
     return diff if diff.endswith("\n") else diff + "\n"
 
 
-def touched_files(diff: str) -> list[str]:
-    """Repository paths the diff creates, changes or deletes (its ---/+++ headers, a/ b/ dropped)."""
-    paths = []
+@dataclass
+class FileDiff:
+    """One file's part of a diff: its old and new paths (None: /dev/null) and changed lines."""
+
+    old: str | None = None
+    new: str | None = None
+    changes: list[str] = field(default_factory=list)  # the hunks' "-" and "+" lines
+    headers: bool = False  # its ---/+++ lines were read: the next "--- " starts another file
+
+    @property
+    def path(self) -> str | None:
+        return self.new or self.old
+
+
+HUNK = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
+GIT_HEADER = re.compile(r"^diff --git a/(\S+) b/(\S+)")
+
+
+def parse_diff(diff: str) -> list[FileDiff]:
+    """The files of a unified diff, in order. Inside a hunk the line counts of its header say
+    where it ends, so a removed line that reads "-- x" is not taken for a "--- " header."""
+    files: list[FileDiff] = []
+    old_left = new_left = 0
     for line in diff.splitlines():
-        if line.startswith(("--- ", "+++ ")):
-            path = line[4:].split("\t")[0].strip()
-            if path != "/dev/null":
-                path = path[2:] if path.startswith(("a/", "b/")) else path
-                if path and path not in paths:
-                    paths.append(path)
+        if (old_left > 0 or new_left > 0) and line[:1] not in ("", " ", "+", "-", "\\"):
+            old_left = new_left = 0  # miscounted hunk (models write them): a header ends it
+        if old_left > 0 or new_left > 0:
+            if line.startswith("\\"):  # "\ No newline at end of file"
+                continue
+            if line.startswith("-"):
+                old_left -= 1
+            elif line.startswith("+"):
+                new_left -= 1
+            else:
+                old_left, new_left = old_left - 1, new_left - 1
+            if line[:1] in "+-":
+                files[-1].changes.append(line)
+            continue
+        if header := GIT_HEADER.match(line):
+            files.append(FileDiff(header.group(1), header.group(2)))
+        elif line.startswith("--- "):
+            if not files or files[-1].changes or files[-1].headers:
+                files.append(FileDiff())
+            files[-1].old, files[-1].headers = _path(line), True
+        elif line.startswith("+++ ") and files:
+            files[-1].new = _path(line)
+        elif line.startswith(("rename from ", "rename to ")) and files:
+            setattr(files[-1], "old" if line.startswith("rename from ") else "new", line.split(" ", 2)[2].strip())
+        elif line.startswith("deleted file") and files:
+            files[-1].new = None
+        elif line.startswith("new file") and files:
+            files[-1].old = None
+        elif (hunk := HUNK.match(line)) and files:
+            old_left, new_left = int(hunk.group(1) or 1), int(hunk.group(2) or 1)
+    return files
+
+
+def _path(header: str) -> str | None:
+    path = header[4:].split("\t")[0].strip()
+    if path == "/dev/null":
+        return None
+    return path[2:] if path.startswith(("a/", "b/")) else path
+
+
+def touched_files(diff: str) -> list[str]:
+    """Repository paths the diff creates, changes, renames or deletes."""
+    paths: list[str] = []
+    for file in parse_diff(diff):
+        for path in (file.old, file.new):
+            if path and path not in paths:
+                paths.append(path)
     return paths
 
 
@@ -62,19 +124,11 @@ def test_edits(diff: str) -> list[str]:
 
 
 def _file_hunks(diff: str) -> dict[str, str]:
-    """Each file's changed lines (+/-, headers left out)."""
+    """Each file's changed lines (+/-, headers left out), by its path (the old one if deleted)."""
     out: dict[str, list[str]] = {}
-    current = None
-    for line in diff.splitlines():
-        if line.startswith("+++ "):
-            path = line[4:].split("\t")[0].strip()
-            current = path[2:] if path.startswith("b/") else path
-            out.setdefault(current, [])
-        elif line.startswith("--- ") or line.startswith("diff --git"):
-            if line.startswith("diff --git"):
-                current = None
-        elif current is not None and line[:1] in "+-" and line:
-            out[current].append(line)
+    for file in parse_diff(diff):
+        if file.path is not None:
+            out.setdefault(file.path, []).extend(file.changes)
     return {path: "\n".join(lines) for path, lines in out.items()}
 
 
