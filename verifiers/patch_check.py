@@ -98,6 +98,7 @@ class PatchChecker:
         self.workspaces = Workspaces(settings.repos)
         self.limits = Limits(timeout_s=settings.timeout_s, memory_mb=settings.memory_mb)
         self._gold: dict[str, GoldCheck] = {}
+        self._verdicts: dict[tuple[str, str], Verdict] = {}
         self._notes: dict[str, dict] = {}
 
     def check(self, text: str, payload: dict) -> Verdict:
@@ -119,7 +120,9 @@ class PatchChecker:
         if gold.broken:
             return Verdict(False, "error", answer, f"environment: the gold patch resolves this instance in none of "
                                                    f"{gold.runs} runs (a broken instance, not the candidate's fault)")
-        return self._verdict(self._run(instance, workspace, diff), instance, gold, answer)
+        if (instance.key, diff) not in self._verdicts:  # the same diff in other prose: verified once
+            self._verdicts[(instance.key, diff)] = self._verdict(self._run(instance, workspace, diff), instance, gold, answer)
+        return self._verdicts[(instance.key, diff)]
 
     def _run(self, instance: Instance, workspace: str, diff: str):
         test_files = touched_files(instance.test_patch) if instance.test_patch else []
