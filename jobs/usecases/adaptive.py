@@ -98,8 +98,13 @@ def run_adaptive(config: JobConfig, plan: RunPlan, pool: UnitExecutor | None, cl
     engines = pool or own_pool
     if engines is not None and engines.stage.identity != engine_spec(config):
         raise ValueError(f"the pool's engine ({engines.stage.identity}) is not the one the config asks for ({engine_spec(config)})")
-    record_run(store, config, plan.problems)  # after the engines start: a model that fails to load leaves no run
-    driver = _Driver(config, store, ids, schedule, stored, verification, scorer, cluster, engines, own_pool is not None)
+    try:
+        record_run(store, config, plan.problems)  # after the engines start: a model that fails to load leaves no run
+        driver = _Driver(config, store, ids, schedule, stored, verification, scorer, cluster, engines, own_pool is not None)
+    except BaseException:
+        if own_pool is not None:
+            own_pool.shutdown()
+        raise
     driver.start(released, done)
     return driver.finish(len(done))
 
@@ -118,10 +123,6 @@ class _Driver:
         self.workers = engines.num_workers if engines is not None else 0
         store.remove_stale_temporaries(layout.SAMPLES)
         self.began = self.first_put = self.last_landed = None
-        self.generation = StageFeed(lambda: engines if owns_engines else _Borrowed(engines),
-                                    lambda stats: self.events.put("generated", stats.unit_id, stats),
-                                    on_failed=self.events.failed("generation"), progress=ProgressFile(store)) \
-            if engines is not None else None
         # Scores that decisions read start with generation (and before verification, which takes
         # the CPUs left); others as score.start says.
         self.score_gate = None if self.weighted or config.score.start == "with_generation" else threading.Event()
@@ -130,6 +131,11 @@ class _Driver:
         self.verifier = verification_follower(config, store, verification, cluster, self.events)
         if scorer is not None and self.score_gate is not None:
             self.scoring = scoring_follower(config, store, scorer, cluster, self.score_gate, self.events)
+        # Last: from here on the feed owns this run's engines and shuts them down when closed.
+        self.generation = StageFeed(lambda: engines if owns_engines else _Borrowed(engines),
+                                    lambda stats: self.events.put("generated", stats.unit_id, stats),
+                                    on_failed=self.events.failed("generation"), progress=ProgressFile(store)) \
+            if engines is not None else None
 
     def start(self, released: list[Grant], done: set[str]) -> None:
         self.began = time.perf_counter()

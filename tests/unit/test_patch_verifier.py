@@ -67,9 +67,12 @@ def fix_with(body: str) -> str:
 
 def test_the_gold_patch_passes_from_a_folder_and_from_an_archive(repo, checker):
     before = tree_digest(repo.path)
-    for workspace in (repo.path, repo.archive):
+    for workspace in (repo.path, repo.archive, repo.archive):
         verdict = checker.check(repo.gold, repo.payload(workspace))
         assert (verdict.passed, verdict.status, verdict.detail) == (True, "pass", "")
+    wrong = repo.diff({"calc/__init__.py": FIXED.replace("a + b", "a * b")})
+    assert checker.check(wrong, repo.payload(repo.archive)).status == "fail"
+    assert checker.workspaces.prepared == 1  # the archive, unpacked once for all its candidates
     assert tree_digest(repo.path) == before  # candidates write to their own overlay only
 
 
