@@ -11,8 +11,11 @@ from dataclasses import dataclass, field
 
 FENCE = re.compile(r"```[ \t]*(?:diff|patch)[^\n]*\n(.*?)```", re.DOTALL)
 DIFF_START = re.compile(r"^(diff --git |--- \S)", re.MULTILINE)
-# pytest's short test summary (-rA): "PASSED tests/a.py::test_x", "FAILED tests/a.py::t - Assert..."
-SUMMARY_LINE = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS) (\S+)")
+# pytest's short test summary (-rA): "PASSED tests/a.py::test_x", "FAILED tests/a.py::t - Assert...",
+# "PASSED tests/a.py::t[a b]" (a parameter with a space); skips read "SKIPPED [1] a.py:9: why".
+SUMMARY_LINE = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS) (.+)$")
+# What SWE-bench's harness counts as passing (grading.test_passed).
+PASSING = ("PASSED", "XFAIL")
 # Files whose change alters what the tests check rather than what they test.
 PYTEST_CONFIGS = {"pytest.ini", "conftest.py"}
 SHARED_CONFIGS = {"pyproject.toml", "setup.cfg", "tox.ini"}  # pytest's config when a hunk names pytest
@@ -134,7 +137,8 @@ def _file_hunks(diff: str) -> dict[str, str]:
 
 def patch_hash(diff: str) -> str:
     """A hash of what the patch changes: per file, its removed and added lines with whitespace
-    collapsed, in file order; context, line numbers and blank-line edits do not count. Two
+    collapsed, files by path (their order in the diff does not count); context, line numbers and
+    blank-line edits do not count. Two
     candidates with the same effect vote together."""
     parts = []
     for path, hunks in sorted(_file_hunks(diff).items()):
@@ -169,11 +173,25 @@ def read_pytest_report(output: str) -> dict[str, str]:
     results: dict[str, str] = {}
     for line in output.splitlines():
         match = SUMMARY_LINE.match(line)
-        if match:
-            results[match.group(2)] = match.group(1)
+        node = _node_of(match.group(2)) if match else None
+        if node:
+            results[node] = match.group(1)
     return results
 
 
+def _node_of(rest: str) -> str | None:
+    """The node id at the start of a summary line's rest: up to its first space, or to the
+    closing bracket of a parameter that holds spaces; None for a skip's "[count] path: reason"."""
+    head = rest.split(" ", 1)[0]
+    if head.startswith("["):
+        return None
+    if "[" in head and not head.endswith("]"):
+        end = rest.find("]", len(head))
+        return rest[:end + 1] if end >= 0 else head
+    return head
+
+
 def resolved(results: dict[str, str], required: list[str]) -> list[str]:
-    """The required tests that did not pass (missing from the report counts as not passing)."""
-    return [node for node in required if results.get(node) != "PASSED"]
+    """The required tests that did not pass (missing from the report counts as not passing; an
+    expected failure counts as passing, as in SWE-bench's grading)."""
+    return [node for node in required if results.get(node) not in PASSING]
