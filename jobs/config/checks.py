@@ -1,9 +1,11 @@
 """Values and combinations of a config that the schema's types cannot express: one-line
 `ConfigError`s naming the key and the fix."""
 
-from jobs.config.schema import JobConfig, MetricsConfig, ScoreConfig, VerifyConfig
+from jobs.config.schema import JobConfig, MetricsConfig, PromptConfig, ScoreConfig, VerifyConfig, VerifyMathConfig
 from jobs.errors import ConfigError
 from jobs.ray_syntax import label_selector_error, resources_error
+from verifiers.extract import EXTRACTS
+from verifiers.math_answer import MATH_TARGETS
 from verifiers.registry import VerifySettings
 
 
@@ -14,7 +16,9 @@ def verify_settings(config: VerifyConfig) -> VerifySettings:
     """What the verifiers take of a verify section (the rest says where they run)."""
     return VerifySettings(timeout_s=config.timeout_s, memory_mb=config.memory_mb, sandbox=config.sandbox,
                           python=config.python, repos=config.repos, gold_runs=config.gold_runs,
-                          allow_test_edits=config.allow_test_edits)
+                          allow_test_edits=config.allow_test_edits, extract=config.extract,
+                          math_precision=config.math.precision, math_strict=config.math.strict,
+                          math_targets=tuple(config.math.targets))
 
 
 def check_verify_config(v: VerifyConfig) -> None:
@@ -30,7 +34,19 @@ def check_verify_config(v: VerifyConfig) -> None:
         raise ConfigError(f"config key 'verify.sandbox' is {v.sandbox!r}: use one of {', '.join(SANDBOX_MODES)}")
     if v.gold_runs < 0:
         raise ConfigError(f"config key 'verify.gold_runs' is {v.gold_runs}: it must be >= 0 (0: no gold self-check)")
+    if v.extract is not None and v.extract not in EXTRACTS:
+        raise ConfigError(f"config key 'verify.extract' is {v.extract!r}: use one of {', '.join(EXTRACTS)} (or null: the verifier's own)")
+    check_math_config(v.math)
     check_placement_keys("verify", v.resources, v.label_selector)
+
+
+def check_math_config(m: VerifyMathConfig) -> None:
+    if not 0 <= m.precision <= 15:
+        raise ConfigError(f"config key 'verify.math.precision' is {m.precision}: it must be in 0..15 (decimal places)")
+    unknown = [t for t in m.targets if t not in MATH_TARGETS]
+    if unknown or not m.targets or len(set(m.targets)) < len(m.targets):
+        raise ConfigError(f"config key 'verify.math.targets' is {list(m.targets)}: give distinct ones of "
+                          f"{', '.join(MATH_TARGETS)}, e.g. [latex,expr]")
 
 
 def check_placement_keys(section: str, resources: dict, label_selector: dict) -> None:
@@ -73,6 +89,30 @@ def check_metrics_config(m: MetricsConfig) -> None:
         raise ConfigError(f"config key 'metrics.draws' is {m.draws}: it must be at least 2 (a standard error needs two)")
     if m.model_params is not None and m.model_params < 1:
         raise ConfigError(f"config key 'metrics.model_params' is {m.model_params}: it must be at least 1")
+
+
+PROMPT_CHAT_MODES = ("auto", "true", "false")
+
+
+def check_prompt_config(p: PromptConfig) -> None:
+    """The prompt section; a template's syntax too, so a typo fails before any problem is loaded."""
+    # YAML and overrides read true/false as booleans, which the str field holds as 'True'/'False'.
+    if p.chat.lower() not in PROMPT_CHAT_MODES:
+        raise ConfigError(f"config key 'prompt.chat' is {p.chat!r}: use one of {', '.join(PROMPT_CHAT_MODES)}")
+    if p.shots is not None and p.shots < 0:
+        raise ConfigError(f"config key 'prompt.shots' is {p.shots}: it must be >= 0")
+    if p.few_shot is None and (p.shots is not None or p.few_shot_options):
+        key = "shots" if p.shots is not None else "few_shot_options"
+        raise ConfigError(f"config key 'prompt.{key}' is set without prompt.few_shot: name the examples' file or dataset")
+    if not p.few_shot_completion:
+        raise ConfigError("config key 'prompt.few_shot_completion' is empty: name the examples' column with the worked answer")
+    if p.template is not None:
+        import jinja2  # here, not at import: only configs with a template need it
+
+        try:
+            jinja2.Environment().parse(p.template)
+        except jinja2.TemplateSyntaxError as err:
+            raise ConfigError(f"config key 'prompt.template' is not a valid Jinja2 template (line {err.lineno}: {err.message})") from None
 
 
 def check_config(config: JobConfig) -> None:
@@ -118,5 +158,6 @@ def check_config(config: JobConfig) -> None:
     check_verify_config(config.verify)
     check_score_config(config.score)
     check_metrics_config(config.metrics)
+    check_prompt_config(config.prompt)
     if config.metrics.score == "reward" and config.score.model is None:
         raise ConfigError("metrics.score=reward needs a reward model to score the samples: set score.model=PATH")

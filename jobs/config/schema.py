@@ -89,6 +89,17 @@ class ClusterConfig:
 
 
 @dataclass
+class VerifyMathConfig:
+    """math-verify's settings for `verify.verifier=math` (part of the verifier's key when changed)."""
+
+    precision: int = VerifySettings.math_precision  # decimal places floats are rounded to before comparing
+    strict: bool = VerifySettings.math_strict  # variables matter, a set is not a tuple; false: matched by position
+    # What is extracted from a completion and a gold answer: latex, expr (plain expressions and
+    # numbers), string (the letters A-D).
+    targets: list[str] = field(default_factory=lambda: list(VerifySettings.math_targets))
+
+
+@dataclass
 class VerifyConfig:
     verifier: Optional[str] = "numeric"  # a name in verifiers.VERIFIERS; null: no verification
     workers: Optional[int] = None  # verification actors; None: the cluster's CPUs left free
@@ -105,6 +116,11 @@ class VerifyConfig:
     repos: Optional[str] = VerifySettings.repos
     gold_runs: int = VerifySettings.gold_runs
     allow_test_edits: bool = VerifySettings.allow_test_edits
+    # The answer verifiers (numeric, exact, math): where a completion's final answer is:
+    # last_number, hash_answer (GSM8K's "#### 72"), boxed (the last \boxed{}), answer_is
+    # ("The answer is ..."); None: each verifier's own search (verifiers.extract).
+    extract: Optional[str] = VerifySettings.extract
+    math: VerifyMathConfig = field(default_factory=VerifyMathConfig)
     # Where the verification actors run (they never take a GPU): custom Ray resources each
     # actor reserves, and node labels they must land on (Ray label selectors, as cluster.*).
     # Not verifier settings: they leave the verdicts' verifier key unchanged.
@@ -166,11 +182,27 @@ class MetricsConfig:
 
 
 @dataclass
+class PromptConfig:
+    """What the model is given for each problem (jobs.problems.prompts); all unset: the problem's
+    `prompt` column as it is."""
+
+    template: Optional[str] = None  # Jinja2 over the problem's columns, e.g. "Question: {{ question }}\nAnswer:"
+    system: Optional[str] = None  # a system message (plain text: its own paragraph first)
+    chat: str = "auto"  # auto: chat messages when the model has a chat template and system or few_shot is set; true; false
+    few_shot: Optional[str] = None  # worked examples: a .jsonl/.parquet file or a dataset (as problems.source=hf)
+    few_shot_options: dict[str, Any] = field(default_factory=dict)  # a dataset's split, name, revision, data_files
+    few_shot_completion: str = "completion"  # the examples' column with the worked answer
+    shots: Optional[int] = None  # the first N examples; None: all
+    prefill: Optional[str] = None  # text the model's answer starts with (e.g. "<think>\n")
+
+
+@dataclass
 class JobConfig:
     run: RunConfig = field(default_factory=RunConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     problems: ProblemsConfig = field(default_factory=ProblemsConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
     plan: PlanConfig = field(default_factory=PlanConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)

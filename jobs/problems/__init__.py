@@ -1,9 +1,10 @@
 """Problem sources: a small registry from a name to a loader of the problems table.
 
 Every source returns a `pyarrow.Table` with the contract columns (`problem_id` string, unique;
-`prompt` string or chat messages) plus its verifier payload (`answer`, `test`, `entry_point`,
-`test_cases`, ...). `load_problems` applies `problems.limit` and checks the result, naming the
-row at fault.
+`prompt` string or chat messages, unless the `prompt:` section builds it) plus its verifier
+payload (`answer`, `test`, `entry_point`, `test_cases`, ...). `load_problems` applies
+`problems.limit`, builds the prompts (`jobs.problems.prompts`) and checks the result, naming
+the row at fault.
 """
 
 from typing import Callable
@@ -11,10 +12,13 @@ from typing import Callable
 import pyarrow as pa
 
 from jobs.config import ProblemsConfig
+from jobs.config.schema import ModelConfig, PromptConfig
 from jobs.errors import ProblemSetError
 from jobs.problems.arithmetic import arithmetic_rows
 from jobs.problems.files import read_jsonl, read_parquet
+from jobs.problems.hf import hf_problems
 from jobs.problems.humaneval import humaneval_table
+from jobs.problems.prompts import render_prompts
 from jobs.problems.validate import validate_problems
 
 # A loader gets the problems section and the run's fsspec storage options.
@@ -64,6 +68,11 @@ def _humaneval(config: ProblemsConfig, storage_options: dict) -> pa.Table:
     return humaneval_table()
 
 
+@register_source("hf")
+def _hf(config: ProblemsConfig, storage_options: dict) -> pa.Table:
+    return hf_problems(config, storage_options)
+
+
 @register_source("arithmetic")
 def _arithmetic(config: ProblemsConfig, storage_options: dict) -> pa.Table:
     try:
@@ -73,9 +82,15 @@ def _arithmetic(config: ProblemsConfig, storage_options: dict) -> pa.Table:
     return pa.Table.from_pylist(rows)
 
 
-def load_problems(config: ProblemsConfig, storage_options: dict | None = None) -> pa.Table:
-    """The exact problem set a run uses: the source's rows, the first `limit`, checked."""
-    table = get_source(config.source)(config, storage_options or {})
+def load_problems(config: ProblemsConfig, storage_options: dict | None = None, prompt: PromptConfig | None = None,
+                  model: ModelConfig | None = None) -> pa.Table:
+    """The exact problem set a run uses: the source's rows, the first `limit`, with the prompts
+    `prompt` builds (the model's chat template decides between chat and text), checked."""
+    storage_options = storage_options or {}
+    table = get_source(config.source)(config, storage_options)
     if config.limit is not None:
         table = table.slice(0, config.limit)
-    return validate_problems(table, f"problems.source={config.source}")
+    what = f"problems.source={config.source}"
+    if prompt is not None:
+        table = render_prompts(table, prompt, model, config.columns, storage_options, f"the problems of {what}")
+    return validate_problems(table, what)

@@ -16,14 +16,15 @@ def _require_path(config: ProblemsConfig) -> str:
     return config.path
 
 
-def _open_error(path: str, err: Exception) -> ProblemSetError:
+def _open_error(path: str, err: Exception, key: str = "problems.path") -> ProblemSetError:
     if isinstance(err, FileNotFoundError):
-        return ProblemSetError(f"problems.path={path} does not exist: check the path")
-    return ProblemSetError(f"problems.path={path} cannot be read ({type(err).__name__}: {err})")
+        return ProblemSetError(f"{key}={path} does not exist: check the path")
+    return ProblemSetError(f"{key}={path} cannot be read ({type(err).__name__}: {err})")
 
 
-def read_jsonl_rows(path: str, storage_options: dict, what: str) -> list[dict]:
-    """One dict per non-empty line; `.gz` and other compressions are inferred from the name."""
+def read_jsonl_rows(path: str, storage_options: dict, what: str, key: str = "problems.path") -> list[dict]:
+    """One dict per non-empty line; `.gz` and other compressions are inferred from the name.
+    `what` starts the messages about the content, `key` names the setting that gave the path."""
     rows = []
     try:
         with fsspec.open(path, "rt", compression="infer", encoding="utf-8", **storage_options) as handle:
@@ -40,11 +41,11 @@ def read_jsonl_rows(path: str, storage_options: dict, what: str) -> list[dict]:
     except UnicodeDecodeError:
         raise ProblemSetError(f"{what}: not a UTF-8 text file: is it JSONL?") from None
     except (OSError, ValueError) as err:
-        raise _open_error(path, err) from None
+        raise _open_error(path, err, key) from None
     return rows
 
 
-def _rename(table: pa.Table, columns: dict[str, str], path: str) -> pa.Table:
+def rename_columns(table: pa.Table, columns: dict[str, str], path: str) -> pa.Table:
     """Contract name <- file column, as `problems.columns` maps them."""
     renames = {}
     for contract_name, file_column in columns.items():
@@ -66,16 +67,20 @@ def read_jsonl(config: ProblemsConfig, storage_options: dict | None = None) -> p
         table = pa.Table.from_pylist(rows)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
         raise ProblemSetError(f"problems.path={path}: rows disagree on a column's type ({err})") from None
-    return _rename(table, config.columns, path)
+    return rename_columns(table, config.columns, path)
+
+
+def read_parquet_table(path: str, storage_options: dict, key: str = "problems.path") -> pa.Table:
+    try:
+        fs, fs_path = fsspec.core.url_to_fs(path, **storage_options)
+        return pq.read_table(fs_path, filesystem=fs)
+    except pa.ArrowInvalid as err:
+        fix = "check the file or use problems.source=jsonl" if key == "problems.path" else "check the file or give a .jsonl file"
+        raise ProblemSetError(f"{key}={path} is not a Parquet file ({err}): {fix}") from None
+    except (OSError, ValueError) as err:
+        raise _open_error(path, err, key) from None
 
 
 def read_parquet(config: ProblemsConfig, storage_options: dict | None = None) -> pa.Table:
     path = _require_path(config)
-    try:
-        fs, fs_path = fsspec.core.url_to_fs(path, **(storage_options or {}))
-        table = pq.read_table(fs_path, filesystem=fs)
-    except pa.ArrowInvalid as err:
-        raise ProblemSetError(f"problems.path={path} is not a Parquet file ({err}): check the file or use problems.source=jsonl") from None
-    except (OSError, ValueError) as err:
-        raise _open_error(path, err) from None
-    return _rename(table, config.columns, path)
+    return rename_columns(read_parquet_table(path, storage_options or {}), config.columns, path)

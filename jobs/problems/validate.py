@@ -40,9 +40,10 @@ def validate_problems(table: pa.Table, what: str) -> pa.Table:
         raise ProblemSetError(f"{what}: the problem set is empty")
     for name in REQUIRED_COLUMNS:
         if name not in table.column_names:
+            build = " or build it with prompt.template" if name == "prompt" else ""
             raise ProblemSetError(
                 f"{what}: no '{name}' column (columns: {', '.join(table.column_names) or 'none'}); "
-                f"map one with problems.columns.{name}=COLUMN"
+                f"map one with problems.columns.{name}=COLUMN{build}"
             )
     for name in REQUIRED_COLUMNS:
         row = _first_null_row(table[name])

@@ -15,11 +15,12 @@ import pyarrow as pa
 from omegaconf import OmegaConf
 
 from jobs.config import AllocateConfig, JobConfig, to_yaml, verify_settings
+from jobs.config.schema import PromptConfig
 from jobs.errors import ConfigError, StoreError, TroopError
 from jobs.store.root import RunStore
 
 # Config sections whose values change the samples; others (verify, metrics, cluster) never do.
-SAMPLE_SECTIONS = ("run.seed", "model", "sampling", "problems", "allocate")
+SAMPLE_SECTIONS = ("run.seed", "model", "sampling", "problems", "prompt", "allocate")
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
@@ -116,8 +117,11 @@ def _sample_settings(job: dict) -> dict:
         for part in key.split("."):
             value = value.get(part, {}) if isinstance(value, dict) else {}
         picked[key] = value
-    if not picked["allocate"]:  # a run from before allocation existed drew sampling.n per problem
-        picked["allocate"] = OmegaConf.to_container(OmegaConf.structured(AllocateConfig))
+    # Runs from before these sections existed drew sampling.n per problem (allocate) and gave
+    # the problems' prompt column as it is (prompt): their defaults.
+    for key, schema in (("allocate", AllocateConfig), ("prompt", PromptConfig)):
+        if not picked[key]:
+            picked[key] = OmegaConf.to_container(OmegaConf.structured(schema))
     return picked
 
 

@@ -52,7 +52,7 @@ def open_run(config: JobConfig, required_columns: dict[str, str] | None = None) 
     `required_columns` maps problem columns that a later step reads to the setting that needs them.
     """
     store = RunStore(config.run.root, dict(config.run.storage_options))
-    problems = load_problems(config.problems, dict(config.run.storage_options))
+    problems = load_problems(config.problems, dict(config.run.storage_options), config.prompt, config.model)
     for column, needed_by in (required_columns or {}).items():
         if column not in problems.column_names:
             raise ProblemSetError(
