@@ -3,12 +3,14 @@
 Normalization trims, folds case, collapses whitespace, drops an "Answer:" / "The answer is"
 lead-in and the punctuation and quotes around the text. When the gold answer is a
 multiple-choice letter (A-J), the completion is reduced to the letter it picks: "(B)",
-"B)", "B.", "Answer: B", "The answer is (B)".
+"B)", "B.", "Answer: B", "The answer is (B)". With `verify.extract` set (`verifiers.extract`),
+only the extracted span of the completion is compared (`\\boxed{Paris}` -> "paris").
 """
 
 import re
 from typing import Optional
 
+from verifiers.extract import final_span
 from verifiers.verdict import Verdict
 
 _LEAD_IN = re.compile(r"^(?:the\s+)?(?:final\s+)?answer\s*(?:is|:)?\s*:?\s*", re.IGNORECASE)
@@ -38,10 +40,14 @@ def choice_letter(text: str) -> Optional[str]:
     return None
 
 
-def check_exact(text: str, answer: str) -> Verdict:
+def check_exact(text: str, answer: str, extract: Optional[str] = None) -> Verdict:
     expected = normalize(answer)
     if not expected:
         return Verdict(False, "error", None, "the gold answer is empty")
+    if extract is not None:
+        text = final_span(text, extract)
+        if text is None:
+            return Verdict(False, "no_answer", None, f"no {extract} answer in the completion")
     if _LETTER_ONLY.match(expected):
         got = choice_letter(text)
         if got is None:

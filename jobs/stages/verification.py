@@ -76,18 +76,34 @@ def verify_samples(samples: pa.Table, payloads: dict[str, dict], checker: Checke
     """Verdict rows for `samples`, and how many checks ran: identical completions of one
     problem are checked once and share the verdict."""
     rows = {name: [] for name in VERDICTS_SCHEMA.names}
-    seen: dict[tuple[str, str], object] = {}
-    for pid, idx, text in zip(*(samples[c].to_pylist() for c in ("problem_id", "sample_idx", "text"))):
-        verdict = seen.get((pid, text))
-        if verdict is None:
-            verdict = seen[(pid, text)] = _checked(checker, text, payloads[pid])
+    columns = [samples[c].to_pylist() for c in ("problem_id", "sample_idx", "text")]
+    distinct: dict[tuple[str, str], int] = {}
+    for pid, _, text in zip(*columns):
+        distinct.setdefault((pid, text), len(distinct))
+    verdicts = _checked_all(checker, [(text, payloads[pid]) for pid, text in distinct])
+    for pid, idx, text in zip(*columns):
+        verdict = verdicts[distinct[(pid, text)]]
         rows["problem_id"].append(pid)
         rows["sample_idx"].append(idx)
         rows["passed"].append(verdict.passed)
         rows["status"].append(verdict.status)
         rows["answer"].append(verdict.answer)
         rows["detail"].append(verdict.detail)
-    return pa.table(rows, schema=VERDICTS_SCHEMA), len(seen)
+    return pa.table(rows, schema=VERDICTS_SCHEMA), len(distinct)
+
+
+def _checked_all(checker: Checker, items: list[tuple[str, dict]]) -> list[Verdict]:
+    """The verdicts of (text, payload) items: in one call where the checker takes batches
+    (`check_many`: fewer round trips to a helper process), else one by one."""
+    check_many = getattr(checker, "check_many", None)
+    if check_many is not None:
+        try:
+            verdicts = check_many(items)
+            if len(verdicts) == len(items):
+                return verdicts
+        except Exception:  # noqa: BLE001 - asked again one by one, so that a failure is its sample's own
+            pass
+    return [_checked(checker, text, payload) for text, payload in items]
 
 
 def _checked(checker: Checker, text: str, payload: dict) -> Verdict:
