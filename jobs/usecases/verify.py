@@ -87,7 +87,8 @@ def gold_self_check(problems: pa.Table, verifier: Verifier, settings: VerifySett
     answers = [a for a in problems["answer"].to_pylist() if a is not None]
     checker = verifier.open(settings)
     try:
-        agree = sum(checker.check(verifier.gold_as_completion(str(a)), {"answer": a}).passed for a in answers)
+        agree = sum(checker.check(verifier.gold_as_completion(str(a), settings.extract), {"answer": a}).passed
+                    for a in answers)
     finally:
         checker.close()
     return agree, len(answers)
