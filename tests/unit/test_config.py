@@ -262,7 +262,15 @@ def test_a_corrupt_job_yaml_is_a_config_error(tmp_path):
 # Every shipped config merges into a valid JobConfig (torchtune tests its recipes' configs so).
 
 
-@pytest.mark.parametrize("path", CONF_FILES, ids=[os.path.relpath(p, REPO) for p in CONF_FILES])
+# Shipped configs that wait for a feature (tests/unit/test_shipped_configs.py has their gaps):
+# strict, so the mark goes once the feature lands.
+PENDING = {"conf/mbpp.yaml": "needs the assert_tests verifier"}
+
+
+@pytest.mark.parametrize("path", [
+    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=PENDING[os.path.relpath(p, REPO)]))
+    if os.path.relpath(p, REPO) in PENDING else p for p in CONF_FILES
+], ids=[os.path.relpath(p, REPO) for p in CONF_FILES])
 def test_shipped_config_is_valid(path, tmp_path):
     raw = OmegaConf.load(path)
     overrides = [f"run.root={tmp_path / 'run'}"]  # examples may leave the root to the command line
