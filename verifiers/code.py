@@ -62,13 +62,32 @@ def failure_verdict(run: RunResult, answer: str, what: str = "") -> Verdict:
     return Verdict(False, status, answer, (prefix + detail)[:500])
 
 
-def check_unit_tests(text: str, prompt: str, test: str, entry_point: str, sandbox: Sandbox) -> Verdict:
+def check_unit_tests(text: str, prompt: str, test: str, entry_point: str, sandbox: Sandbox,
+                     source_prompt: str | None = None) -> Verdict:
     """HumanEval: program = prompt + completion + test + check(entry_point); pass means it ran
     to its end and said so on the private result pipe (sys.exit(0) or os._exit(0) before
-    check() has run are failures)."""
-    program = f"{prompt}{text}\n\n{test}\n\ncheck({entry_point})\n"
+    check() has run are failures). Where a `prompt:` section rendered the prompt (a template,
+    chat messages), the problem set's own prompt (`source_prompt`) is the program's head, and a
+    completion with a fenced block is that block (a chat answer restates the function)."""
+    head = source_prompt if source_prompt is not None else prompt
+    body = extract_code(text) if source_prompt is not None and "```" in text else text
+    program = f"{head}{body}\n\n{test}\n\ncheck({entry_point})\n"
     run = sandbox.run(program, exit_ok=False)
     answer = program_hash(prompt + text)
+    if run.completed:
+        return Verdict(True, "pass", answer, "")
+    return failure_verdict(run, answer)
+
+
+def check_assert_tests(text: str, test_list, sandbox: Sandbox, test_setup_code: str | None = None,
+                       test_imports=None) -> Verdict:
+    """MBPP: program = test_imports + test_setup_code + the completion's code (its first fenced
+    block, else the text) + each assert of `test_list`; pass means it ran to its end."""
+    asserts = list(test_list) if not isinstance(test_list, str) else [test_list]
+    code = extract_code(text)
+    program = "\n".join([*(test_imports or []), test_setup_code or "", code, "", *asserts, ""])
+    run = sandbox.run(program, exit_ok=False)
+    answer = program_hash(code)
     if run.completed:
         return Verdict(True, "pass", answer, "")
     return failure_verdict(run, answer)

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from functools import partial
 from typing import Callable, Optional, Protocol
 
-from verifiers.code import check_stdio, check_unit_tests
+from verifiers.code import check_assert_tests, check_stdio, check_unit_tests
 from verifiers.exact import check_exact
 from verifiers.extract import as_completion
 from verifiers.math_answer import MathChecker, MathOptions
@@ -183,7 +183,11 @@ register(Verifier("math", "1", ("answer",), MathAnswerChecker, gold_as_completio
                   settings_if_changed=MATH_SETTINGS))
 register(Verifier(
     "unit_tests", "1", ("prompt", "test", "entry_point"),
-    lambda settings: SandboxChecker(check_unit_tests, settings), uses_sandbox=True,
+    lambda settings: SandboxChecker(check_unit_tests, settings), uses_sandbox=True, optional_columns=("source_prompt",),
+))
+register(Verifier(
+    "assert_tests", "1", ("test_list",), lambda settings: SandboxChecker(check_assert_tests, settings),
+    uses_sandbox=True, optional_columns=("test_setup_code", "test_imports"),
 ))
 register(Verifier(
     "stdio", "1", ("test_cases",), lambda settings: SandboxChecker(check_stdio, settings), uses_sandbox=True,

@@ -56,3 +56,19 @@ def test_verdicts_equal_human_evals_harness(problems, verdicts):
     ours = {key: v.passed for key, v in verdicts.items()}
     assert ours == theirs
     assert sum(theirs.values()) == 164
+
+
+def test_a_rendered_prompt_runs_the_problem_sets_own_prompt_and_a_chat_answers_code(problems):
+    # With a prompt: section the prompt column holds what the model saw (a template's text, or
+    # chat messages); the program's head is the set's own prompt (source_prompt), and a chat
+    # answer restating the whole function in a fenced block runs as that block.
+    p = problems["HumanEval/0"]
+    rendered = f"Complete the function:\n{p['prompt']}"
+    chat_answer = f"Here it is:\n```python\n{p['prompt']}{p['canonical_solution']}```\nDone."
+    with Sandbox(Limits(timeout_s=10.0)) as box:
+        assert check_unit_tests(p["canonical_solution"], rendered, p["test"], p["entry_point"], box,
+                                source_prompt=p["prompt"]).status == "pass"
+        assert check_unit_tests(chat_answer, rendered, p["test"], p["entry_point"], box,
+                                source_prompt=p["prompt"]).status == "pass"
+        assert check_unit_tests(BROKEN, rendered, p["test"], p["entry_point"], box,
+                                source_prompt=p["prompt"]).status == "fail"

@@ -15,12 +15,13 @@ def test_the_contract_names_are_registered_with_their_payloads():
         "exact": ("answer",),
         "math": ("answer",),
         "unit_tests": ("prompt", "test", "entry_point"),
+        "assert_tests": ("test_list",),
         "stdio": ("test_cases",),
         "patch": ("FAIL_TO_PASS", "PASS_TO_PASS"),
     }
     assert VERIFIERS["patch"].optional_columns == ("problem_id", "workspace", "repo", "base_commit", "test_patch",
                                                    "test_cmd", "patch")
-    assert [name for name, v in VERIFIERS.items() if v.uses_sandbox] == ["unit_tests", "stdio", "patch"]
+    assert [name for name, v in VERIFIERS.items() if v.uses_sandbox] == ["unit_tests", "assert_tests", "stdio", "patch"]
 
 
 def test_keys_hash_only_the_settings_a_verifier_reads():

@@ -179,7 +179,6 @@ CASES = {
         gold=lambda row: fenced(row["code"]),
         wrong=lambda row: fenced(row["code"].replace("return", "return 1 +", 1)),
         slow=True,
-        gap={"verifier": (ConfigError, "the assert_tests verifier: setup code + the completion's code + test_list's asserts")},
     ),
     "code_contests": Case(
         overrides=[f"problems.path={fixture('code_contests')}"],
