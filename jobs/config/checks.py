@@ -118,6 +118,10 @@ def check_prompt_config(p: PromptConfig) -> None:
 def check_config(config: JobConfig) -> None:
     """Values and combinations the schema's types cannot express."""
     s, m, p = config.sampling, config.model, config.problems
+    for key, value in p.columns.items():
+        if not (isinstance(value, str) or (isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value))):
+            raise ConfigError(f"config key 'problems.columns.{key}' is {value!r}: give a column name, or a list of "
+                              "column names whose items are concatenated")
     positive = {
         "sampling.n": s.n,
         "sampling.max_tokens": s.max_tokens,

@@ -55,7 +55,9 @@ class ProblemsConfig:
     path: Optional[str] = None  # for file sources: a local path or fsspec URL
     limit: Optional[int] = None  # keep the first N problems
     # Contract name -> column in the file, e.g. {problem_id: task_id, prompt: question}.
-    columns: dict[str, str] = field(default_factory=dict)
+    # (A list of columns makes one list column of all their items, e.g. CodeContests'
+    # test_cases: [public_tests, private_tests]; see jobs.problems.files.concatenated.)
+    columns: dict[str, Any] = field(default_factory=dict)
     # Source-specific arguments, e.g. arithmetic's num_problems, seed, digits, ops.
     options: dict[str, Any] = field(default_factory=dict)
 

@@ -45,19 +45,47 @@ def read_jsonl_rows(path: str, storage_options: dict, what: str, key: str = "pro
     return rows
 
 
-def rename_columns(table: pa.Table, columns: dict[str, str], path: str) -> pa.Table:
-    """Contract name <- file column, as `problems.columns` maps them."""
-    renames = {}
+def rename_columns(table: pa.Table, columns: dict, path: str) -> pa.Table:
+    """Contract name <- file column, as `problems.columns` maps them; a list of columns makes
+    one list column of all their items (see `concatenated`)."""
+    renames, combined = {}, {}
     for contract_name, file_column in columns.items():
-        if file_column not in table.column_names:
-            raise ProblemSetError(
-                f"problems.columns.{contract_name}={file_column}: {path} has no column '{file_column}' "
-                f"(columns: {', '.join(table.column_names)})"
-            )
-        renames[file_column] = contract_name
+        names = list(file_column) if isinstance(file_column, (list, tuple)) else [file_column]
+        for name in names:
+            if name not in table.column_names:
+                raise ProblemSetError(
+                    f"problems.columns.{contract_name}={file_column}: {path} has no column '{name}' "
+                    f"(columns: {', '.join(table.column_names)})"
+                )
+        if isinstance(file_column, (list, tuple)):
+            combined[contract_name] = names
+        else:
+            renames[file_column] = contract_name
     dropped = [name for name in table.column_names if name in columns and name not in renames]
     table = table.drop_columns(dropped)
-    return table.rename_columns([renames.get(name, name) for name in table.column_names])
+    table = table.rename_columns([renames.get(name, name) for name in table.column_names])
+    for contract_name, names in combined.items():
+        table = table.append_column(contract_name, pa.array(concatenated(table.select(names).to_pylist(), names)))
+    return table
+
+
+def concatenated(rows: list[dict], names: list[str]) -> list[list]:
+    """Each row's items of the named columns, in order: a list's elements, a struct of parallel
+    lists' rows (CodeContests' tests {input: [...], output: [...]} become [{input, output}, ...]),
+    any other value as one item; nulls add nothing."""
+    out = []
+    for row in rows:
+        items: list = []
+        for name in names:
+            value = row[name]
+            if isinstance(value, dict) and value and all(isinstance(v, list) for v in value.values()):
+                items.extend(dict(zip(value, parts)) for parts in zip(*value.values()))
+            elif isinstance(value, list):
+                items.extend(value)
+            elif value is not None:
+                items.append(value)
+        out.append(items)
+    return out
 
 
 def read_jsonl(config: ProblemsConfig, storage_options: dict | None = None) -> pa.Table:

@@ -25,7 +25,6 @@ from benchmark_fixtures import (
     CODE_CONTESTS_TEST, FIXTURES, GSM8K_TEST, GSM8K_TRAIN, MATH500_TEST, MBPP_TEST, build_calc_clone,
 )
 from jobs.config import merge_config, verify_settings
-from jobs.errors import ConfigError, ProblemSetError
 from jobs.problems import load_problems
 from jobs.stages.verification import payloads_of, resolve_verifier
 
@@ -128,8 +127,6 @@ def has_close_elements(numbers: List[float], threshold: float) -> bool:
     True
     """
 '''
-TEST_CASES_GAP = ("problems.columns.test_cases=[public_tests, private_tests]: test sets stored as {input: [...], "
-                  "output: [...]}, concatenated into one list of {input, output}")
 WRONG_PATCH = """Let me fix it.
 <patch>
 --- a/calc/__init__.py
@@ -191,7 +188,6 @@ CASES = {
         gold=lambda row: fenced(python3_solution(row)),
         wrong=lambda row: fenced(python3_solution(row, "incorrect_solutions")),
         slow=True,
-        gap={test: (ProblemSetError, TEST_CASES_GAP) for test in ("loads", "verifier")},
     ),
     "swebench_lite": Case(
         overrides=[f"problems.path={fixture('swebench_lite')}"],

@@ -328,3 +328,22 @@ def test_arithmetic_smaller_set_is_a_prefix_of_a_larger_one():
 def test_arithmetic_bad_options(options, fragment):
     message = load_error(source="arithmetic", options=options)
     assert "bad problems.options" in message and fragment in message
+
+
+def test_a_list_of_columns_concatenates_their_items(tmp_path):
+    # CodeContests' test sets: structs of parallel lists, two of them, into one list of cases.
+    from jobs.problems.files import concatenated
+
+    rows = [{"public": {"input": ["1\n", "2\n"], "output": ["a\n", "b\n"]}, "private": {"input": ["3\n"], "output": ["c\n"]}},
+            {"public": {"input": [], "output": []}, "private": None}]
+    assert concatenated(rows, ["public", "private"]) == [
+        [{"input": "1\n", "output": "a\n"}, {"input": "2\n", "output": "b\n"}, {"input": "3\n", "output": "c\n"}], []]
+    assert concatenated([{"a": [1, 2], "b": 3}], ["a", "b"]) == [[1, 2, 3]]
+
+
+def test_a_columns_value_must_be_a_name_or_a_list_of_names():
+    from jobs.config import merge_config
+    from jobs.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"problems\.columns\.test_cases' is \[\]: give a column name"):
+        merge_config(None, ["run.root=/tmp/x", "model.path=m", "problems.columns.test_cases=[]"])
