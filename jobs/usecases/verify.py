@@ -16,7 +16,7 @@ from jobs.cluster.pools import RAY, Cluster
 from jobs.config import VerifyConfig
 from jobs.errors import StoreError, TroopError
 from jobs.stages.verification import (
-    VerifyStats, VerifyTask, payloads_of, resolve_verifier, verifier_key, verify_settings,
+    VerifyStats, VerifyTask, _checked_all, payloads_of, resolve_verifier, verifier_key, verify_settings,
 )
 from jobs.store import layout
 from jobs.store.root import RunStore
@@ -81,14 +81,18 @@ def stored_verifier_key(store: RunStore, name: str, config: VerifyConfig) -> str
 
 def gold_self_check(problems: pa.Table, verifier: Verifier, settings: VerifySettings) -> tuple[int, int] | None:
     """How many gold answers pass when checked as completions, of how many; None for
-    verifiers without a gold answer. Below 100% means the checker misreads some gold answers."""
+    verifiers without a gold answer. Below 100% means the checker misreads some gold answers.
+    A checker that takes batches (the math helper) gets them in batches, not one round trip each."""
     if verifier.gold_as_completion is None or "answer" not in problems.column_names:
         return None
     answers = [a for a in problems["answer"].to_pylist() if a is not None]
+    items = [(verifier.gold_as_completion(str(a), settings.extract), {"answer": a}) for a in answers]
     checker = verifier.open(settings)
     try:
-        agree = sum(checker.check(verifier.gold_as_completion(str(a), settings.extract), {"answer": a}).passed
-                    for a in answers)
+        if getattr(checker, "check_many", None) is not None:
+            agree = sum(verdict.passed for verdict in _checked_all(checker, items))
+        else:
+            agree = sum(checker.check(text, payload).passed for text, payload in items)
     finally:
         checker.close()
     return agree, len(answers)
