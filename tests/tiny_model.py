@@ -58,3 +58,16 @@ def build_tiny_llama(path: str, seed: int = 0, max_positions: int = 1024) -> str
     with open(os.path.join(path, "generation_config.json"), "w") as handle:
         json.dump({"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}, handle)
     return path
+
+
+def build_chat_model_folder(path: str, chat_template: str) -> str:
+    """A model folder holding only what a prompt needs of a model: the tiny tokenizer with
+    `chat_template` (saved as chat_template.jinja) and a config.json."""
+    import json
+
+    tokenizer = build_tokenizer(path)
+    tokenizer.chat_template = chat_template
+    tokenizer.save_pretrained(path)
+    with open(os.path.join(path, "config.json"), "w") as handle:
+        json.dump({"model_type": "llama"}, handle)
+    return path

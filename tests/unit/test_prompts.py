@@ -37,15 +37,10 @@ def models(tmp_path_factory) -> dict[str, str]:
     """Model folders (a config.json and a tiny trained tokenizer): with a chat template (as
     transformers saves it today, chat_template.jinja, and as older ones did, in
     tokenizer_config.json), without one, and with one that refuses system messages."""
-    from tiny_model import build_tokenizer
+    from tiny_model import build_chat_model_folder
 
     root = tmp_path_factory.mktemp("prompt-models")
-    chat = str(root / "chat")
-    tokenizer = build_tokenizer(chat)
-    tokenizer.chat_template = CHAT
-    tokenizer.save_pretrained(chat)
-    with open(os.path.join(chat, "config.json"), "w") as handle:
-        json.dump({"model_type": "llama"}, handle)
+    chat = build_chat_model_folder(str(root / "chat"), CHAT)
     folders = {"chat": chat}
     for name in ("plain", "old_style", "no_system"):
         folders[name] = shutil.copytree(chat, root / name)

@@ -11,7 +11,6 @@ no request leaves the machine.
 """
 
 import glob
-import json
 import os
 import shutil
 import sys
@@ -220,15 +219,10 @@ def offline(tmp_path, monkeypatch):
 def models(tmp_path_factory) -> dict[str, str]:
     """Model folders holding a tiny trained tokenizer (all a prompt needs of a model): with a
     ChatML chat template, as an instruct model has, and without one, as a base model."""
-    from tiny_model import build_tokenizer
+    from tiny_model import build_chat_model_folder
 
     root = tmp_path_factory.mktemp("config-models")
-    chat = str(root / "chat")
-    tokenizer = build_tokenizer(chat)
-    tokenizer.chat_template = CHATML
-    tokenizer.save_pretrained(chat)
-    with open(os.path.join(chat, "config.json"), "w") as handle:
-        json.dump({"model_type": "llama"}, handle)
+    chat = build_chat_model_folder(str(root / "chat"), CHATML)
     plain = shutil.copytree(chat, root / "plain")
     os.remove(os.path.join(plain, "chat_template.jinja"))
     return {"chat": chat, "plain": str(plain)}
