@@ -54,11 +54,26 @@ def _subsets(datasets, path: str, options: dict) -> list[str]:
         return []
 
 
+def _split_files(datasets, path: str, options: dict):
+    """Only the named split's data files, where the dataset lists its files by split (a folder
+    of data files, a Hub dataset of Parquet/JSON files): `load_dataset` would otherwise prepare
+    every split (CodeContests' train split is 7 GB); None where that cannot be told."""
+    split = options.get("split")
+    if split is None or options.get("data_files") is not None:
+        return options.get("data_files")
+    try:
+        files = datasets.load_dataset_builder(path, name=options.get("name"), revision=options.get("revision")).config.data_files
+    except Exception:  # noqa: BLE001 - only a shortcut: the full load reports the real error
+        return None
+    return {split: list(files[split])} if files and split in files else None
+
+
 def _load_dataset(datasets, path: str, options: dict, keys: tuple[str, str]):
     path_key, options_key = keys
     name = options.get("name")
     try:
-        return datasets.load_dataset(path, name=name, revision=options.get("revision"), data_files=options.get("data_files"))
+        return datasets.load_dataset(path, name=name, revision=options.get("revision"),
+                                     data_files=_split_files(datasets, path, options))
     except ValueError as err:  # among others: a subset that is missing, or needed and not named
         subsets = _subsets(datasets, path, options)
         if name is not None and subsets and name not in subsets:

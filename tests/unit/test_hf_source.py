@@ -105,6 +105,15 @@ def test_a_parquet_folder_with_split_files(tmp_path):
     assert table["prompt"].to_pylist() == [r["question"] for r in TRAIN]
 
 
+def test_only_the_named_split_is_prepared(tmp_path):
+    # load_dataset prepares every split of a folder (CodeContests' train split is 7 GB): the
+    # named split's files are the only ones read.
+    path = parquet_folder(tmp_path / "pq", train=TRAIN, test=TEST)
+    assert load(path, options={"split": "test"}, columns={"prompt": "question"}).num_rows == len(TEST)
+    prepared = sorted(f.name for f in (tmp_path / "hf-cache").rglob("*.arrow"))
+    assert prepared and all("-test" in name for name in prepared), prepared
+
+
 def test_a_json_lines_folder(tmp_path):
     (tmp_path / "js").mkdir()
     for name, rows in (("train", TRAIN), ("test", TEST)):
