@@ -20,6 +20,7 @@ instance whose gold patch resolves in none of the runs is broken: its candidates
 import hashlib
 import json
 import os
+import shlex
 import sys
 from dataclasses import dataclass, field
 
@@ -55,7 +56,7 @@ class Instance:
     name: str  # its problem id, where the payload has it
 
     @classmethod
-    def of(cls, payload: dict, python: str) -> "Instance":
+    def of(cls, payload: dict) -> "Instance":
         f2p, p2p = node_ids(payload.get("FAIL_TO_PASS")), node_ids(payload.get("PASS_TO_PASS"))
         command = payload.get("test_cmd") or default_test_cmd(f2p + p2p)
         key = hashlib.sha256(json.dumps({k: payload.get(k) for k in PAYLOAD + OPTIONAL}, sort_keys=True,
@@ -70,13 +71,7 @@ class Instance:
 
 def default_test_cmd(ids: list[str]) -> str:
     """`python -m pytest -rA` on the test files the node ids name (`python`: verify.python)."""
-    return " ".join(["python -m pytest -rA -p no:cacheprovider", *(_quoted(f) for f in test_files_of(ids))])
-
-
-def _quoted(path: str) -> str:
-    import shlex
-
-    return shlex.quote(path)
+    return " ".join(["python -m pytest -rA -p no:cacheprovider", *(shlex.quote(f) for f in test_files_of(ids))])
 
 
 @dataclass
@@ -112,7 +107,7 @@ class PatchChecker:
         if edits and not self.settings.allow_test_edits:
             return Verdict(False, "edits_tests", answer, f"changes the tests: {', '.join(edits)[:400]}")
         try:
-            instance = Instance.of(payload, self.python)
+            instance = Instance.of(payload)
             workspace = self.workspaces.prepare(payload)
         except (WorkspaceError, ValueError) as err:
             return Verdict(False, "error", answer, f"environment: {err}"[:500])

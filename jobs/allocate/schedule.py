@@ -23,11 +23,13 @@ from jobs.allocate.policies import (
     AllocationSettings,
     PlanInput,
     ProblemState,
+    SampleResults,
     decide,
     plan_allowances,
+    state_at,
     wants_more,
 )
-from jobs.allocate.posterior import BetaPrior, count_votes, fit_prior, weighted_votes
+from jobs.allocate.posterior import BetaPrior, fit_prior
 
 # A round is cut into at least this many units where the problem set allows: while the last
 # blocks of a round generate, the first are verified and their next round is decided.
@@ -193,12 +195,8 @@ class Schedule:
         """Problem i after its first `drawn` samples (all with verdicts)."""
         if i in self.refused:
             return ProblemState(0)
-        passed = self._passed[i][:drawn]
-        votes = None
-        if self.settings.policy == "confidence":
-            answers = self._answers[i][:drawn]
-            votes = weighted_votes(answers, self._weights[i][:drawn]) if self.weighted else count_votes(answers)
-        return ProblemState(drawn, sum(passed), votes)
+        weights = self._weights[i] if self.weighted else None
+        return state_at(self.settings, SampleResults(self._passed[i], self._answers[i], weights), drawn)
 
     # Units.
     def _release_blocks(self, k: int) -> None:
