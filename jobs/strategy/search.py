@@ -10,17 +10,17 @@ A driver runs, for all the problems of a unit at once:
     samples = final_trajectories(state)          # exactly N per problem, sample_idx 0..N-1
     tree = tree_records(state)                   # every node, for search/unit-<id>.parquet
 
-Shape. N = `strategy.width` (final trajectories per problem), M = `strategy.beam` (trajectories
-kept after each step); M divides N. A problem's search is a set of groups, each with its own
-root (the prompt), active nodes, finished nodes and a budget of children per step:
-- `beam`: one group; it keeps M nodes and makes N children per step (N/M per kept node).
-- `dvts`: M groups, the independent subtrees; each keeps 1 node and makes N/M children per
-  step. A subtree never sees another's children: selection, duplicate filtering and its share
-  of the final trajectories are its own.
-Both make N children per problem and step while every group is active, with the same (N, M),
-and differ only in where selection happens: a sweep `strategy.kind=beam,dvts` compares like
-with like. (Issue 18's "N/M subtrees" counts with search-and-learn's m, the branching factor;
-here M keeps one meaning, the nodes kept per step, in both kinds.)
+Shape. N = `strategy.width` (final trajectories per problem), M = `strategy.beam`; M divides N.
+A problem's search is a set of groups, each with its own root (the prompt), active nodes,
+finished nodes and a budget of children per step:
+- `beam`: one group; it keeps the top M of all expansions and makes N children per step (N/M
+  per kept node).
+- `dvts`: N/M groups, the independent subtrees; each keeps its best 1 node and makes M children
+  per step, a beam of its own. A subtree never sees another's children: selection, duplicate
+  filtering and its share (M) of the final trajectories are its own.
+Both make N children per problem and step while every group is active (search-and-learn's
+shapes, with its beam_width = N/M for beam search and = M for DVTS), so a sweep
+`strategy.kind=beam,dvts` compares like with like.
 
 Nodes. A node's id is its path of child indices from its group's root: root "g" (group g, step
 0, the bare prompt), its children "g.0", "g.1", ..., their children "g.1.0", ...; so the id
@@ -54,7 +54,7 @@ Rules, each step, in every group that is not done:
 
 Final trajectories: each group's candidates are its finished nodes (every search ends with
 finished nodes only, and at least one per group). A group contributes its quota (beam: N, dvts:
-N/M) of its best candidates by score, ties to the lower id; a group with fewer distinct
+M) of its best candidates by score, ties to the lower id; a group with fewer distinct
 candidates than its quota repeats them in rank order (best, second, ..., best again) with
 `copy` 1, 2, ... . The problem's N entries are then ordered first occurrences before copies,
 each by score then id: sample_idx 0 is the best-scored trajectory.
@@ -65,8 +65,8 @@ seed)), recorded as the child's seed. The same config thus gives the same tree.
 
 What huggingface/search-and-learn (src/sal/search) does differently:
 - Its `beam_width` is the branching factor: beam search keeps n/beam_width, DVTS runs
-  n/beam_width subtrees, each expanded beam_width ways. Here M is the number kept in both
-  kinds, so its M = n/beam_width and its beam_width = N/M.
+  n/beam_width subtrees, each expanded beam_width ways. Here beam search keeps M (its
+  beam_width = N/M) and DVTS runs N/M subtrees of M children (its beam_width = M).
 - Ties fall to np.argsort's unstable order; here to the lower id.
 - `filter_duplicates` is off by default and covers active beams only; here it is on and covers
   finished children too. `sort_completed` is off by default (the first n completed, in
@@ -98,7 +98,7 @@ SEED_BITS = 62
 class SearchSettings:
     kind: str = BEAM  # "beam" | "dvts"
     width: int = 4  # N: final trajectories per problem
-    beam: int = 1  # M: trajectories kept after each step (dvts: the number of subtrees)
+    beam: int = 1  # M: beam keeps the top M per step; dvts runs N/M subtrees of M children per step
     max_steps: int = 40
     step_separator: str = "\n\n"  # the driver's stop string; the PRM's separator
     lookahead: int = 0  # steps the driver rolls out past a child to score it
@@ -107,7 +107,7 @@ class SearchSettings:
 
     @property
     def groups(self) -> int:
-        return self.beam if self.kind == DVTS else 1
+        return self.width // self.beam if self.kind == DVTS else 1
 
     @property
     def keep(self) -> int:
@@ -130,7 +130,7 @@ def check_settings(settings: SearchSettings) -> None:
         if not isinstance(value, int) or value < least:
             raise ValueError(f"strategy.{key} must be an integer of at least {least}, got {value!r}")
     if s.width % s.beam:
-        shape = "M subtrees of N/M children each" if s.kind == DVTS else "N/M children of each kept node"
+        shape = "N/M subtrees of M children each" if s.kind == DVTS else "N/M children of each of M kept nodes"
         raise ValueError(f"strategy.beam ({s.beam}) must divide strategy.width ({s.width}): {s.kind} makes {shape}")
     if not s.step_separator:
         raise ValueError("strategy.step_separator must not be empty")

@@ -32,8 +32,9 @@ def beam(width, keep, max_steps=3, **kw):
     return SearchSettings(kind="beam", width=width, beam=keep, max_steps=max_steps, **kw)
 
 
-def dvts(width, subtrees, max_steps=3, **kw):
-    return SearchSettings(kind="dvts", width=width, beam=subtrees, max_steps=max_steps, **kw)
+def dvts(width, children, max_steps=3, **kw):
+    """width/children subtrees, each making `children` children per step."""
+    return SearchSettings(kind="dvts", width=width, beam=children, max_steps=max_steps, **kw)
 
 
 def wanted(state):
@@ -167,7 +168,7 @@ def test_dvts_subtrees_never_take_each_others_children_or_places():
 
 
 def test_a_finished_dvts_subtree_keeps_its_budget_to_itself():
-    state = start_search(dvts(6, 3), ["p"], run_seed=0)
+    state = start_search(dvts(6, 2), ["p"], run_seed=0)
     state = select(state, [[Step("a", 0.5, True), Step("b", 0.4, True)],
                            [Step("c", 0.5), Step("d", 0.6)],
                            [Step("e", 0.1, True), Step("f", 0.2)]])
@@ -228,9 +229,9 @@ def test_node_ids_seeds_and_trees_are_deterministic():
     (beam(4, 0), "strategy.beam must be an integer of at least 1, got 0"),
     (beam(4, 2, max_steps=0), "strategy.max_steps must be an integer of at least 1, got 0"),
     (beam(4, 2, lookahead=-1), "strategy.lookahead must be an integer of at least 0, got -1"),
-    (beam(6, 4), "strategy.beam (4) must divide strategy.width (6): beam makes N/M children of each kept node"),
-    (dvts(6, 4), "strategy.beam (4) must divide strategy.width (6): dvts makes M subtrees of N/M children each"),
-    (beam(2, 4), "strategy.beam (4) must divide strategy.width (2): beam makes N/M children of each kept node"),
+    (beam(6, 4), "strategy.beam (4) must divide strategy.width (6): beam makes N/M children of each of M kept nodes"),
+    (dvts(6, 4), "strategy.beam (4) must divide strategy.width (6): dvts makes N/M subtrees of M children each"),
+    (beam(2, 4), "strategy.beam (4) must divide strategy.width (2): beam makes N/M children of each of M kept nodes"),
     (beam(4, 2, step_separator=""), "strategy.step_separator must not be empty"),
     (beam(4, 2, aggregate="max"), "score.aggregate must be one of last, min, prod, mean, got 'max'"),
 ])
