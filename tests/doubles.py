@@ -147,6 +147,9 @@ class InlineExecutor:
     def run_stream(self, source: queue.Queue, on_done, progress=None, on_failed=None) -> ExecutorResult:
         return self.run(iter(source.get, None), on_done, progress)
 
+    def ask_one(self, method: str, *args):
+        return getattr(self.worker, method)(*args)
+
     def shutdown(self) -> None:
         self.worker.close()
 

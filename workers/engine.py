@@ -255,12 +255,16 @@ class Engine:
             self._watchdog = None
         self.llm.llm_engine.engine_core.shutdown()
 
-    def generate(self, prompts: Sequence, sampling: SamplingSpec, n: int, seeds: Sequence[int]) -> list:
-        """In prompt order, a RequestOutput or a `Rejected` per prompt; request i draws n
-        completions from seed seeds[i]. One bad prompt does not cost the others their samples."""
+    def generate(self, prompts: Sequence, sampling: SamplingSpec | Sequence[SamplingSpec], n: int | Sequence[int],
+                 seeds: Sequence[int]) -> list:
+        """In prompt order, a RequestOutput or a `Rejected` per prompt; request i draws n (or
+        n[i]) completions from seed seeds[i] with `sampling` (or sampling[i]). One bad prompt
+        does not cost the others their samples."""
         tokenizer = self.llm.get_tokenizer()
         results: list = [None] * len(prompts)
         texts, params = {}, {}
+        specs = [sampling] * len(prompts) if isinstance(sampling, SamplingSpec) else list(sampling)
+        counts = [n] * len(prompts) if isinstance(n, int) else list(n)
         for i, (prompt, seed) in enumerate(zip(prompts, seeds)):
             try:
                 texts[i] = render_prompt(tokenizer, prompt)
@@ -271,7 +275,7 @@ class Engine:
             if length >= self.spec.max_model_len:  # vLLM needs room for one generated token
                 results[i] = Rejected("prompt_too_long", f"{length} prompt tokens, model.max_model_len is {self.spec.max_model_len}")
             else:
-                params[i] = sampling_params(sampling, n, seed)
+                params[i] = sampling_params(specs[i], counts[i], seed)
         self._generate_isolating(sorted(params), texts, params, results)
         return results
 

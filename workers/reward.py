@@ -26,7 +26,7 @@ import contextlib
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 from workers.engine import (first_line, memory_args, placement_group_args, runs_in_process, start_watchdog,
@@ -73,6 +73,7 @@ class Scored:
     reward: float | None
     step_rewards: tuple[float, ...] | None  # a process model's, one per step; None for an outcome model
     detail: str | None = None
+    num_tokens: int | None = field(default=None, compare=False)  # the input tokens the model read (compute accounting)
 
 
 def reward_engine_args(spec: RewardSpec, on_cpu: bool) -> dict[str, Any]:
@@ -327,10 +328,11 @@ class RewardEngine:
             self._watchdog = None
         self.llm.llm_engine.engine_core.shutdown()
 
-    def score(self, prompts: Sequence, completions: Sequence[str]) -> list[Scored]:
+    def score(self, prompts: Sequence, completions: Sequence[str], step_separator: str | None = None) -> list[Scored]:
         """In order, a `Scored` per (prompt, completion); all the scorable ones in one engine
         call. One that cannot be scored (too long, a chat template that refuses it) does not
-        cost the others their scores."""
+        cost the others their scores. `step_separator`: a process model's steps split there
+        instead of at the spec's (a search names its own)."""
         if len(prompts) != len(completions):
             raise ValueError(f"{len(prompts)} prompts for {len(completions)} completions")
         spec = self.spec
@@ -340,7 +342,7 @@ class RewardEngine:
         num_steps: dict[int, int] = {}
         for i, (prompt, completion) in enumerate(zip(prompts, completions)):
             if spec.kind == PROCESS:
-                steps = split_steps(completion, spec.step_separator)
+                steps = split_steps(completion, step_separator or spec.step_separator)
                 num_steps[i] = len(steps)
                 completion = with_step_tokens(steps, spec.step_token)
             try:
@@ -365,7 +367,7 @@ class RewardEngine:
             outputs = self.llm.encode([{"prompt_token_ids": token_ids[i]} for i in requests], self._params,
                                       pooling_task=self._task, use_tqdm=False)
             for i, output in zip(requests, outputs):
-                results[i] = self._scored(output.outputs.data)
+                results[i] = replace(self._scored(output.outputs.data), num_tokens=len(token_ids[i]))
         return results  # type: ignore[return-value]
 
     def _scored(self, data) -> Scored:

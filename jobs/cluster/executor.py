@@ -164,6 +164,12 @@ class UnitExecutor:
         del self._ready[dead]
         self._ready[fresh] = fresh.ready.remote()
 
+    def ask_one(self, method: str, *args):
+        """`method(*args)` on the first actor, outside the unit queue (a check before a run)."""
+        import ray
+
+        return ray.get(getattr(self.actors[0], method).remote(*args))
+
     def worker_pids(self) -> list[int]:
         """The workers' process ids (waiting for a replacement to be up)."""
         import ray

@@ -13,9 +13,10 @@ from typing import Callable
 from jobs.cluster.executor import Stage, UnitExecutor
 from jobs.cluster.placement import PlacementSettings, generation_placement, verify_placement
 from jobs.cluster.session import cluster_nodes, free_nodes, init_ray
-from jobs.config import JobConfig, ScoreConfig, VerifyConfig
+from jobs.config import JobConfig, ScoreConfig, VerifyConfig, is_search
 from jobs.stages.generation import GenerationWorker, engine_spec
 from jobs.stages.scoring import ScoreWorker, reward_spec
+from jobs.stages.search import SearchEngines, SearchWorker, search_engines
 from jobs.stages.verification import VerifyWorker
 from workers.engine import EngineSpec
 from workers.reward import RewardSpec
@@ -70,10 +71,22 @@ def scoring_pool(spec: RewardSpec, num_workers: int | None = None, cpus_per_work
                          f"score.model={spec.model}: the reward model's engine")
 
 
+def search_pool(spec: SearchEngines, num_workers: int | None = None, cpus_per_worker: float = 1.0,
+                max_unit_retries: int = 2, worker_class=SearchWorker,
+                placement: PlacementSettings = PlacementSettings()) -> UnitExecutor:
+    """Actors that each own the policy and the PRM of a step-level search, placed like
+    generation's (the PRM shares the policy's GPUs: jobs.stages.search)."""
+    return _engine_stage("search", spec, num_workers, cpus_per_worker, max_unit_retries, worker_class, placement,
+                         f"model.path={spec.policy.model} with score.model={spec.prm.model}: the search's engines")
+
+
 def start_generation(config: JobConfig) -> UnitExecutor:
+    """The actors that make the samples: vLLM engines, or a search's policy and PRM."""
     c = config.cluster
-    return generation_pool(engine_spec(config), c.num_workers, c.cpus_per_worker, c.max_unit_retries,
-                           placement=PlacementSettings(dict(c.resources), dict(c.label_selector)))
+    placement = PlacementSettings(dict(c.resources), dict(c.label_selector))
+    if is_search(config):
+        return search_pool(search_engines(config), c.num_workers, c.cpus_per_worker, c.max_unit_retries, placement=placement)
+    return generation_pool(engine_spec(config), c.num_workers, c.cpus_per_worker, c.max_unit_retries, placement=placement)
 
 
 def start_scoring(config: ScoreConfig) -> UnitExecutor:

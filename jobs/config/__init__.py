@@ -2,7 +2,7 @@
 checks of values the types cannot express (`checks`). The names below are the package's API."""
 
 from jobs.config.checks import (
-    SANDBOX_MODES, SCORE_AGGREGATES, SCORE_KINDS, SCORE_STARTS, check_config, check_metrics_config,
+    SANDBOX_MODES, SCORE_AGGREGATES, SCORE_KINDS, SCORE_STARTS, STRATEGY_KINDS, check_config, is_search, check_metrics_config,
     check_placement_keys, check_score_config, check_verify_config, verify_settings,
 )
 from jobs.config.load import (
@@ -10,11 +10,11 @@ from jobs.config.load import (
 )
 from jobs.config.schema import (
     AllocateConfig, ClusterConfig, JobConfig, MetricsConfig, ModelConfig, PlanConfig, ProblemsConfig, RootConfig, RunConfig,
-    SamplingConfig, ScoreConfig, VerifyConfig,
+    SamplingConfig, ScoreConfig, StrategyConfig, VerifyConfig,
 )
 
 __all__ = [
-    "SANDBOX_MODES", "SCORE_AGGREGATES", "SCORE_KINDS", "SCORE_STARTS", "AllocateConfig", "ClusterConfig", "JobConfig", "MetricsConfig",
+    "SANDBOX_MODES", "SCORE_AGGREGATES", "SCORE_KINDS", "SCORE_STARTS", "STRATEGY_KINDS", "StrategyConfig", "is_search", "AllocateConfig", "ClusterConfig", "JobConfig", "MetricsConfig",
     "ModelConfig", "PlanConfig", "ProblemsConfig", "RootConfig", "RunConfig", "SamplingConfig", "ScoreConfig",
     "VerifyConfig", "check_config", "check_metrics_config", "check_placement_keys", "check_score_config",
     "check_verify_config", "config_layers", "merge_config", "merge_layers", "merge_root_config", "read_config_file",

@@ -1,7 +1,8 @@
 """Values and combinations of a config that the schema's types cannot express: one-line
 `ConfigError`s naming the key and the fix."""
 
-from jobs.config.schema import JobConfig, MetricsConfig, PromptConfig, ScoreConfig, VerifyConfig, VerifyMathConfig
+from jobs.config.schema import (JobConfig, MetricsConfig, PromptConfig, ScoreConfig, StrategyConfig, VerifyConfig,
+                                VerifyMathConfig)
 from jobs.errors import ConfigError
 from jobs.ray_syntax import label_selector_error, resources_error
 from verifiers.extract import EXTRACTS
@@ -115,6 +116,59 @@ def check_prompt_config(p: PromptConfig) -> None:
             raise ConfigError(f"config key 'prompt.template' is not a valid Jinja2 template (line {err.lineno}: {err.message})") from None
 
 
+STRATEGY_KINDS = ("sample", "beam", "dvts")
+
+
+def is_search(config: JobConfig) -> bool:
+    return config.strategy.kind != "sample"
+
+
+def resolve_strategy(config: JobConfig) -> None:
+    """A search's sampling.n is strategy.width (set from it, or giving it), and its PRM splits
+    a trajectory into steps where the search ends them: score.step_separator is
+    strategy.step_separator when that is set, and gives it otherwise."""
+    t = config.strategy
+    if t.kind == "sample":
+        return
+    if t.width is None:
+        t.width = config.sampling.n
+    config.sampling.n = t.width
+    if t.step_separator is None:
+        t.step_separator = config.score.step_separator
+    config.score.step_separator = t.step_separator
+
+
+def check_strategy_config(config: JobConfig) -> None:
+    t = config.strategy
+    if t.kind not in STRATEGY_KINDS:
+        raise ConfigError(f"config key 'strategy.kind' is {t.kind!r}: use one of {', '.join(STRATEGY_KINDS)}")
+    if t.kind == "sample":
+        return
+    for key, value, least in (("width", t.width, 1), ("beam", t.beam, 1), ("max_steps", t.max_steps, 1),
+                              ("lookahead", t.lookahead, 0)):
+        if value < least:
+            raise ConfigError(f"config key 'strategy.{key}' is {value}: it must be at least {least}")
+    if t.width % t.beam:
+        shape = "N/M subtrees of M children" if t.kind == "dvts" else "N/M children of each of the M kept trajectories"
+        raise ConfigError(f"strategy.beam={t.beam} does not divide strategy.width={t.width} ({t.kind} makes {shape}): "
+                          f"pick a divisor of {t.width}, e.g. strategy.beam={_divisor_near(t.width, t.beam)}")
+    if not t.step_separator:
+        raise ConfigError("config key 'strategy.step_separator' is empty: a search needs the text that ends a step, e.g. '\\n\\n'")
+    if config.score.model is None:
+        raise ConfigError(f"strategy.kind={t.kind} needs a process reward model to score each step: set "
+                          "score.model=PATH and score.kind=process (or strategy.kind=sample)")
+    if config.score.kind != "process":
+        raise ConfigError(f"strategy.kind={t.kind} needs a process reward model, and score.kind is {config.score.kind!r}: "
+                          "set score.kind=process with a PRM in score.model")
+    if config.allocate.policy != "uniform":
+        raise ConfigError(f"allocate.policy={config.allocate.policy} decides how many independent samples a problem gets; "
+                          f"strategy.kind={t.kind} makes strategy.width trajectories per problem: use one or the other")
+
+
+def _divisor_near(width: int, beam: int) -> int:
+    return min((d for d in range(1, width + 1) if width % d == 0), key=lambda d: (abs(d - beam), d))
+
+
 def check_config(config: JobConfig) -> None:
     """Values and combinations the schema's types cannot express."""
     s, m, p = config.sampling, config.model, config.problems
@@ -163,5 +217,6 @@ def check_config(config: JobConfig) -> None:
     check_score_config(config.score)
     check_metrics_config(config.metrics)
     check_prompt_config(config.prompt)
+    check_strategy_config(config)
     if config.metrics.score == "reward" and config.score.model is None:
         raise ConfigError("metrics.score=reward needs a reward model to score the samples: set score.model=PATH")

@@ -12,7 +12,7 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
-from jobs.config.checks import check_config, check_metrics_config, check_score_config, check_verify_config
+from jobs.config.checks import resolve_strategy, check_config, check_metrics_config, check_score_config, check_verify_config
 from jobs.config.schema import JobConfig, RootConfig
 from jobs.errors import ConfigError
 
@@ -105,6 +105,7 @@ def config_layers(overrides: list[str]) -> list:
 def merge_layers(layers: list) -> JobConfig:
     """Schema <- each (source name, DictConfig) layer, as a validated `JobConfig`."""
     config = _merge(JobConfig, layers)
+    resolve_strategy(config)
     check_config(config)
     return config
 

@@ -175,6 +175,20 @@ class AllocateConfig:
 
 
 @dataclass
+class StrategyConfig:
+    """How a sample is made (jobs.strategy): independent samples, or step-level search guided by
+    the process reward model of `score:` (jobs/stages/search.py)."""
+
+    kind: str = "sample"  # sample: independent samples (sampling.n per problem); beam; dvts
+    width: Optional[int] = None  # N, final trajectories per problem (a search's sampling.n); None: sampling.n
+    beam: int = 4  # M: beam keeps the top M trajectories per step; dvts runs N/M subtrees of M children
+    max_steps: int = 40  # the step that ends every trajectory still open
+    step_separator: Optional[str] = None  # where a step ends; None: score.step_separator ("\n\n"), the PRM's
+    lookahead: int = 0  # greedy steps rolled out past each child to rank it (not kept)
+    filter_duplicates: bool = True  # a child whose whole text repeats an earlier one is dropped
+
+
+@dataclass
 class MetricsConfig:
     score: Optional[str] = None  # best-of-k and weighted vote; None: mean token log-prob (cumulative_logprob / num_tokens)
     ks: Optional[list[int]] = None  # None: 1, 2, 4, ... up to the smallest n
@@ -210,6 +224,7 @@ class JobConfig:
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
     allocate: AllocateConfig = field(default_factory=AllocateConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 

@@ -15,6 +15,7 @@ from jobs.config import ProblemsConfig
 from jobs.config.schema import ModelConfig, PromptConfig
 from jobs.errors import ProblemSetError
 from jobs.problems.arithmetic import arithmetic_rows
+from jobs.problems.chains import chain_rows
 from jobs.problems.files import read_jsonl, read_parquet
 from jobs.problems.hf import hf_problems
 from jobs.problems.humaneval import humaneval_table
@@ -79,6 +80,15 @@ def _arithmetic(config: ProblemsConfig, storage_options: dict) -> pa.Table:
         rows = arithmetic_rows(**config.options)
     except (TypeError, ValueError) as err:
         raise ProblemSetError(f"problems.source=arithmetic: bad problems.options ({err})") from None
+    return pa.Table.from_pylist(rows)
+
+
+@register_source("chains")
+def _chains(config: ProblemsConfig, storage_options: dict) -> pa.Table:
+    try:
+        rows = chain_rows(**config.options)
+    except (TypeError, ValueError) as err:
+        raise ProblemSetError(f"problems.source=chains: bad problems.options ({err})") from None
     return pa.Table.from_pylist(rows)
 
 

@@ -90,6 +90,9 @@ class RunStore:
     def score_unit(self, scorer_key: str, unit_id: str) -> str:
         return self.unit_file(layout.scores(scorer_key), unit_id)
 
+    def search_unit(self, unit_id: str) -> str:
+        return self.unit_file(layout.SEARCH, unit_id)
+
     def keys_under(self, folder: str, pattern: str = "*") -> list[str]:
         """The sub-folder names of `folder` (verdicts/ or scores/) matching `pattern`, sorted."""
         self.fs.invalidate_cache(self.path(folder))

@@ -15,12 +15,15 @@ import pyarrow as pa
 from omegaconf import OmegaConf
 
 from jobs.config import AllocateConfig, JobConfig, to_yaml, verify_settings
-from jobs.config.schema import PromptConfig
+from jobs.config.schema import PromptConfig, StrategyConfig
 from jobs.errors import ConfigError, StoreError, TroopError
 from jobs.store.root import RunStore
 
 # Config sections whose values change the samples; others (verify, metrics, cluster) never do.
-SAMPLE_SECTIONS = ("run.seed", "model", "sampling", "problems", "prompt", "allocate")
+SAMPLE_SECTIONS = ("run.seed", "model", "sampling", "problems", "prompt", "allocate", "strategy")
+# A search's trajectories are chosen by its process reward model: these score keys change them too.
+SEARCH_SCORE_KEYS = ("model", "revision", "kind", "label", "aggregate", "step_separator", "step_token", "system",
+                     "dtype", "max_model_len")
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
@@ -119,9 +122,12 @@ def _sample_settings(job: dict) -> dict:
         picked[key] = value
     # Runs from before these sections existed drew sampling.n per problem (allocate) and gave
     # the problems' prompt column as it is (prompt): their defaults.
-    for key, schema in (("allocate", AllocateConfig), ("prompt", PromptConfig)):
+    for key, schema in (("allocate", AllocateConfig), ("prompt", PromptConfig), ("strategy", StrategyConfig)):
         if not picked[key]:
             picked[key] = OmegaConf.to_container(OmegaConf.structured(schema))
+    if picked["strategy"].get("kind", "sample") != "sample":
+        score = job.get("score") or {}
+        picked["score"] = {key: score.get(key) for key in SEARCH_SCORE_KEYS}
     return picked
 
 

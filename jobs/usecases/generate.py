@@ -13,7 +13,7 @@ from jobs.config import JobConfig
 from jobs.errors import ConfigError, ProblemSetError, TroopError
 from jobs.problems import load_problems
 from jobs.problems.units import WorkUnit, plan_units
-from jobs.stages.generation import UnitStats, UnitTask, engine_spec, sampling_spec
+from jobs.stages.generation import UnitStats
 from jobs.store import layout
 from jobs.store.failures import record_failures
 from jobs.store.progress import ProgressFile
@@ -21,6 +21,7 @@ from jobs.store.root import RunStore
 from jobs.store.runinfo import check_model_path, check_resumable, record_run
 from jobs.usecases.allocation import check_allocation
 from jobs.usecases.progress import UnitProgress
+from jobs.usecases.search import check_search_inputs, check_separator, engines_of, samples_per_unit, unit_task
 
 log = logging.getLogger("troop")
 
@@ -84,9 +85,10 @@ class RunPlan:
 def plan_run(config: JobConfig, required_columns: dict[str, str] | None = None) -> RunPlan:
     """Every input check (model path, problems, store, resume) before any engine starts."""
     check_model_path(config.model.path)
+    check_search_inputs(config)
     store, problems, segments = open_run(config, required_columns)
     check_allocation(config, problems.num_rows, segments)
-    units = plan_units(problems["problem_id"].to_pylist(), config.sampling.n, config.plan.samples_per_unit, segments)
+    units = plan_units(problems["problem_id"].to_pylist(), config.sampling.n, samples_per_unit(config), segments)
     todo = pending_units(store, units)
     log.info("run %s: %d units, %d already done", store.root, len(units), len(units) - len(todo))
     return RunPlan(config, store, problems, units, todo, segments)
@@ -114,8 +116,10 @@ def generate(config: JobConfig, pool: UnitExecutor | None = None, plan: RunPlan 
 def execute(plan: RunPlan, pool: UnitExecutor | None, on_unit: Callable[[str], None] | None = None) -> GenerateSummary:
     """Generate the plan's pending units on `pool`; `on_unit` sees each unit id as its file lands."""
     config = plan.config
-    if plan.todo and pool.stage.identity != engine_spec(config):
-        raise ValueError(f"the pool's engine ({pool.stage.identity}) is not the one the config asks for ({engine_spec(config)})")
+    if plan.todo and pool.stage.identity != engines_of(config):
+        raise ValueError(f"the pool's engine ({pool.stage.identity}) is not the one the config asks for ({engines_of(config)})")
+    if plan.todo and len(plan.todo) == len(plan.units):  # a fresh run: nothing is written yet
+        check_separator(pool, config, plan.store, plan.problems, plan.todo[0])
     record_run(plan.store, config, plan.problems, plan.segments)
     if not plan.todo:
         summary = GenerateSummary(len(plan.units), len(plan.units), [], 0, 0, 0.0)
@@ -128,7 +132,7 @@ def execute(plan: RunPlan, pool: UnitExecutor | None, on_unit: Callable[[str], N
 def _generate(pool: UnitExecutor, config: JobConfig, store: RunStore, todo: list[WorkUnit], units_total: int,
               on_unit=None) -> GenerateSummary:
     store.remove_stale_temporaries(layout.SAMPLES)
-    tasks = [UnitTask(store, unit, sampling_spec(config), config.run.seed) for unit in todo]
+    tasks = [unit_task(config, store, unit) for unit in todo]
     began = time.perf_counter()
     # The bar starts once the engines are up, so its rate and ETA are the steady state's.
     with UnitProgress(len(tasks), sum(u.num_samples for u in todo)) as progress:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from jobs.cluster.executor import UnitExecutor
 from jobs.cluster.pools import RAY, Cluster
-from jobs.config import JobConfig
+from jobs.config import JobConfig, is_search
+from jobs.stages.scoring import scorer_key
 from jobs.stages.verification import resolve_verifier
 from jobs.store.root import RunStore
 from jobs.usecases.adaptive import AllocationStats, run_adaptive
@@ -66,7 +67,8 @@ def generate_and_follow(config: JobConfig, pool: UnitExecutor | None = None, pla
     store = plan.store
     verification = prepare_verification(config.verify, plan.problems, f"problems.source={config.problems.source}") \
         if config.verify.verifier is not None else None
-    scorer = check_scorer(config.score) if config.score.model is not None else None
+    # A search's PRM scores the trajectories as it makes them (jobs.stages.search): no scoring stage.
+    scorer = check_scorer(config.score) if config.score.model is not None and not is_search(config) else None
     cluster.connect(config.cluster.address, config.run.root, config.run.shared_filesystem)
     # Generation first: its actors take the GPUs and their CPUs; verification gets what is left.
     own_pool = cluster.generation(config) if pool is None and plan.todo else None
@@ -104,12 +106,13 @@ def run(config: JobConfig, pool: UnitExecutor | None = None, plan: RunPlan | Non
     if is_adaptive(config):  # decides from verdicts: plan_run refuses it without a verifier
         plan = plan or plan_run(config, verifier_columns(config))
         generated, verified, scored, allocation = run_adaptive(config, plan, pool, cluster)
-    elif config.verify.verifier is None and config.score.model is None:
+    elif config.verify.verifier is None and (config.score.model is None or is_search(config)):
         return RunSummary(root, generate(config, pool, plan, cluster))
     else:
         generated, verified, scored = generate_and_follow(config, pool, plan, cluster)
     if verified is None:  # scores alone: nothing to measure pass@k against
         return RunSummary(root, generated, scored=scored)
-    metrics = measure(store, verified.verifier_key, config.metrics, config.model.path, scored and scored.scorer_key)
+    scores = scorer_key(config.score) if is_search(config) else scored and scored.scorer_key
+    metrics = measure(store, verified.verifier_key, config.metrics, config.model.path, scores)
     report = report_of([store], RunStore(store.url(store.report), dict(config.run.storage_options)))
     return RunSummary(root, generated, verified, metrics, report.index, scored, allocation)
