@@ -214,9 +214,9 @@ def check_config(config: JobConfig) -> None:
             f"config key 'model.gpu_memory_utilization' is {m.gpu_memory_utilization}: it must be in (0, 1]"
         )
     check_verify_config(config.verify)
+    check_strategy_config(config)  # before score's: a search's separator is the PRM's
     check_score_config(config.score)
     check_metrics_config(config.metrics)
     check_prompt_config(config.prompt)
-    check_strategy_config(config)
     if config.metrics.score == "reward" and config.score.model is None:
         raise ConfigError("metrics.score=reward needs a reward model to score the samples: set score.model=PATH")
