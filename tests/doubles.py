@@ -172,7 +172,8 @@ def inline_cluster(generation=None) -> Cluster:
 class FakeRewardEngine:
     """`workers.reward.RewardEngine`'s interface without a model: the reward of a completion is
     its length minus a tenth of the prompt's; a process model's steps score len/(len+1); a
-    completion longer than `max_model_len` characters is not scored. Records every call."""
+    completion longer than `max_model_len` characters is not scored; characters read stand for
+    tokens read. Records every call."""
 
     def __init__(self, spec):
         from workers.reward import Scored
@@ -180,17 +181,18 @@ class FakeRewardEngine:
         self.spec, self.calls, self._scored = spec, [], Scored
         self.reward_is_logit = spec.kind == "outcome"
 
-    def score(self, prompts, completions):
+    def score(self, prompts, completions, step_separator=None):
         self.calls.append(list(zip(prompts, completions)))
         results = []
         for prompt, text in zip(prompts, completions):
+            read = len(str(prompt)) + len(text)  # characters stand for tokens
             if len(text) > self.spec.max_model_len:
                 results.append(self._scored(None, None, f"{len(text)} tokens, score.max_model_len is {self.spec.max_model_len}"))
             elif self.spec.kind == "process":
-                steps = tuple(len(s) / (len(s) + 1) for s in text.split(self.spec.step_separator))
-                results.append(self._scored(steps[-1], steps))
+                steps = tuple(len(s) / (len(s) + 1) for s in text.split(step_separator or self.spec.step_separator))
+                results.append(self._scored(steps[-1], steps, num_tokens=read))
             else:
-                results.append(self._scored(len(text) - len(str(prompt)) / 10, None))
+                results.append(self._scored(len(text) - len(str(prompt)) / 10, None, num_tokens=read))
         return results
 
     def close(self) -> None:

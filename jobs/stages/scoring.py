@@ -4,7 +4,8 @@ A `ScoreWorker` owns one reward-model engine (`workers.reward`); for a unit it r
 samples and their problems' prompts, scores each distinct (problem, completion) once, and
 writes `scores/<scorer-key>/unit-<id>.parquet` with the scores contract: `problem_id`,
 `sample_idx`, `reward` (null where the text was too long, with the reason in `detail`),
-`step_rewards` (a process reward model's per-step probabilities; null for an outcome model).
+`step_rewards` (a process reward model's per-step probabilities; null for an outcome model),
+and `num_tokens` (what the model read, for the compute accounting).
 A plain class: a test calls it directly; `jobs.cluster` runs copies of it as Ray actors.
 """
 
@@ -31,6 +32,7 @@ SCORES_SCHEMA = pa.schema([
     pa.field("reward", pa.float64()),
     pa.field("step_rewards", pa.list_(pa.float64())),
     pa.field("detail", pa.string()),
+    pa.field("num_tokens", pa.int32()),  # the tokens the reward model read (compute accounting); null: not scored
 ])
 
 
@@ -93,6 +95,7 @@ def score_rows(samples: pa.Table, prompts: dict, engine, how: str) -> pa.Table:
         rows["reward"].append(aggregate(steps, how) if steps else result.reward)
         rows["step_rewards"].append(steps)
         rows["detail"].append(result.detail)
+        rows["num_tokens"].append(result.num_tokens)
     return pa.table(rows, schema=SCORES_SCHEMA)
 
 

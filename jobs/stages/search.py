@@ -52,6 +52,10 @@ TREE_SCHEMA = pa.schema([
     pa.field("seed", pa.int64(), nullable=False),
     pa.field("num_tokens", pa.int32(), nullable=False),  # tokens of the step
     pa.field("sample_idx", pa.list_(pa.int32()), nullable=False),  # the samples it became
+    # Compute (metrics' FLOPs): PRM input tokens read to score it (0 where an equal trajectory
+    # of its problem was scored already), its lookahead rollout's generated tokens.
+    pa.field("prm_tokens", pa.int32(), nullable=False),
+    pa.field("lookahead_tokens", pa.int32(), nullable=False),
 ])
 
 
@@ -188,10 +192,17 @@ def too_long(policy, prompts: dict) -> dict:
 
 def tree_table(state: SearchState, spent: Spent) -> pa.Table:
     rows = {name: [] for name in TREE_SCHEMA.names}
+    charged: set = set()  # a trajectory made twice (a duplicate) was scored once
+    texts = {(n.problem_id, n.path): n.text for p in state.problems for n in p.nodes}
     for record in tree_records(state):
         path = tuple(int(part) for part in record.node.split("."))
+        trajectory = (record.problem_id, texts[(record.problem_id, path)])
+        first = trajectory not in charged
+        charged.add(trajectory)
         values = {**record.__dict__, "num_tokens": spent.tokens.get((record.problem_id, path), 0),
-                  "sample_idx": list(record.sample_idx)}
+                  "sample_idx": list(record.sample_idx),
+                  "prm_tokens": spent.prm_tokens_of.get(trajectory, 0) if first else 0,
+                  "lookahead_tokens": spent.lookahead_tokens_of.get(trajectory, 0) if first else 0}
         for name in TREE_SCHEMA.names:
             rows[name].append(values[name])
     return pa.table(rows, schema=TREE_SCHEMA)
@@ -217,4 +228,5 @@ def outputs_tables(state: SearchState, spent: Spent, how: str) -> tuple[pa.Table
         scores["reward"].append(aggregate(steps, how) if steps else scored.reward)
         scores["step_rewards"].append(steps)
         scores["detail"].append(scored.detail)
+        scores["num_tokens"].append(scored.num_tokens)
     return pa.table(samples, schema=SAMPLES_SCHEMA), pa.table(scores, schema=SCORES_SCHEMA)

@@ -38,6 +38,10 @@ class Spent:
     tokens: dict = field(default_factory=dict)  # (problem_id, path) -> generated tokens of the node's step
     logprob: dict = field(default_factory=dict)  # (problem_id, path) -> the step's cumulative log-probability
     scored: dict = field(default_factory=dict)  # (problem_id, text) -> workers.reward.Scored
+    # (problem_id, text) -> what scoring it cost: PRM input tokens (the text's own, when first
+    # scored, and its lookahead rollout's), and the rollout's generated tokens.
+    prm_tokens_of: dict = field(default_factory=dict)
+    lookahead_tokens_of: dict = field(default_factory=dict)
     generated_tokens: int = 0  # every token the policy generated (pruned, duplicate and lookahead too)
     prompt_tokens: int = 0  # prompt tokens of every request (before prefix caching)
     prm_tokens: int = 0  # tokens of every PRM input
@@ -111,14 +115,21 @@ def expand(policy, rendered: dict, wanted: Sequence[Expansion], sampling: Sampli
     return children
 
 
-def score_texts(prm, prompts: dict, pairs: Sequence[tuple[str, str]], separator: str, spent: Spent) -> None:
-    """PRM scores of (problem_id, text) pairs not scored yet, in one call, steps split at `separator`."""
+def score_texts(prm, prompts: dict, pairs: Sequence[tuple[str, str]], separator: str, spent: Spent,
+                charge_to: dict | None = None) -> None:
+    """PRM scores of (problem_id, text) pairs not scored yet, in one call, steps split at
+    `separator`; the tokens read are charged to the pair, or to `charge_to[pair]` (a rollout's
+    to the child it ranks)."""
     todo = [pair for pair in dict.fromkeys(pairs) if pair not in spent.scored]
     if not todo:
         return
     results = prm.score([prompts[pid] for pid, _ in todo], [text for _, text in todo], separator)
     spent.prm_calls += 1
-    spent.prm_tokens += sum(getattr(r, "num_tokens", 0) or 0 for r in results)
+    for pair, result in zip(todo, results):
+        read = result.num_tokens or 0
+        spent.prm_tokens += read
+        owner = charge_to.get(pair, pair) if charge_to else pair
+        spent.prm_tokens_of[owner] = spent.prm_tokens_of.get(owner, 0) + read
     spent.scored.update(zip(todo, results))
 
 
@@ -145,9 +156,11 @@ def lookahead_rewards(policy, prm, prompts: dict, rendered: dict, starts: list[t
                 continue
             made = made_children(output, settings.step_separator, rolling[key][1], sampling.max_tokens)[0]
             spent.generated_tokens += made.tokens
+            spent.lookahead_tokens_of[key] = spent.lookahead_tokens_of.get(key, 0) + made.tokens
             rolling[key] = [rolling[key][0] + made.text, rolling[key][1] + made.tokens, made.finished]
     pairs = [(pid, rolled) for (pid, _), (rolled, _, _) in rolling.items()]
-    score_texts(prm, prompts, pairs, settings.step_separator, spent)
+    charge = {(pid, rolled): key for key, (rolled, _, _) in rolling.items() for pid in (key[0],)}
+    score_texts(prm, prompts, pairs, settings.step_separator, spent, charge)
     rewards = {}
     for (pid, text), (rolled, _, _) in rolling.items():
         own = len(spent.scored[(pid, text)].step_rewards or ())

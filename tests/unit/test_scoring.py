@@ -58,9 +58,9 @@ def test_identical_completions_are_scored_once_and_rows_keep_their_order():
     assert engine.calls == [[("Q?", "yes"), ("R?", "no")]]
     assert table.schema == SCORES_SCHEMA
     assert table.to_pylist() == [
-        {"problem_id": "a", "sample_idx": 0, "reward": 2.8, "step_rewards": None, "detail": None},
-        {"problem_id": "a", "sample_idx": 1, "reward": 2.8, "step_rewards": None, "detail": None},
-        {"problem_id": "b", "sample_idx": 0, "reward": 1.8, "step_rewards": None, "detail": None},
+        {"problem_id": "a", "sample_idx": 0, "reward": 2.8, "step_rewards": None, "detail": None, "num_tokens": 5},
+        {"problem_id": "a", "sample_idx": 1, "reward": 2.8, "step_rewards": None, "detail": None, "num_tokens": 5},
+        {"problem_id": "b", "sample_idx": 0, "reward": 1.8, "step_rewards": None, "detail": None, "num_tokens": 4},
     ]
 
 
