@@ -182,6 +182,8 @@ class FakeRewardEngine:
         self.reward_is_logit = spec.kind == "outcome"
 
     def score(self, prompts, completions, step_separator=None):
+        from workers.reward import split_steps  # the real engine's steps: blank pieces are no step
+
         self.calls.append(list(zip(prompts, completions)))
         results = []
         for prompt, text in zip(prompts, completions):
@@ -189,7 +191,7 @@ class FakeRewardEngine:
             if len(text) > self.spec.max_model_len:
                 results.append(self._scored(None, None, f"{len(text)} tokens, score.max_model_len is {self.spec.max_model_len}"))
             elif self.spec.kind == "process":
-                steps = tuple(len(s) / (len(s) + 1) for s in text.split(step_separator or self.spec.step_separator))
+                steps = tuple(len(s) / (len(s) + 1) for s in split_steps(text, step_separator or self.spec.step_separator))
                 results.append(self._scored(steps[-1], steps, num_tokens=read))
             else:
                 results.append(self._scored(len(text) - len(str(prompt)) / 10, None, num_tokens=read))

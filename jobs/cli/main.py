@@ -16,7 +16,7 @@ from jobs.cli.output import (out, print_generate, print_metrics, print_report, p
 from jobs.cli.output import print_swebench_export, print_swebench_import
 from jobs.cluster.pools import RAY, Cluster
 from jobs.errors import ConfigError, TroopError
-from jobs.usecases.sweep import split_overrides
+from jobs.usecases.sweep import is_sweep, split_overrides
 
 
 def _refuse_sweep_axes(overrides: list[str]) -> None:
@@ -27,6 +27,8 @@ def _refuse_sweep_axes(overrides: list[str]) -> None:
 
 
 def cmd_run(args) -> None:
+    if is_sweep(args.config, []):  # a config with a sweep: section is a grid (conf/demo_search.yaml)
+        return cmd_sweep(args)
     _refuse_sweep_axes(args.overrides)
     summary = api.run(api.load_config(args.config, args.overrides), args.cluster)
     print_run(summary)
@@ -103,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_arg = ("config", "a YAML config, e.g. conf/demo.yaml", "sampling.n=64")
     root_arg = ("root", "the run's root: a path or URL", "verify.verifier=numeric")
     for name, func, helptext, (positional, positional_help, example) in [
-        ("run", cmd_run, "generate, verify and measure a run", config_arg),
+        ("run", cmd_run, "generate, verify and measure a run (a config with a sweep: section runs its grid, as troop sweep)", config_arg),
         ("sweep", cmd_sweep, "a grid of runs (key=a,b ...), engines loaded once per model", config_arg),
         ("generate", cmd_generate, "generate the sample pool only", config_arg),
         ("verify", cmd_verify, "verify an existing pool offline (no GPU needed)", root_arg),

@@ -1,7 +1,8 @@
 """Running a sweep: points that share an engine run one after the other on the same actors.
 
 Points are grouped by everything their generation pool depends on (the engine spec: model,
-revision, dtype, max_model_len, parallelism, engine kwargs; and the pool's cluster settings).
+revision, dtype, max_model_len, parallelism, engine kwargs; a search's PRM too; and the pool's
+cluster settings).
 Each group starts one pool, runs its points through `troop run`'s own path (generation with
 verification alongside, then metrics and the point's report), and shuts the pool down before
 the next group's model loads. Only sampling parameters and the problem set change between the
@@ -21,12 +22,12 @@ from omegaconf import OmegaConf
 from jobs.cluster.pools import RAY, Cluster
 from jobs.config import JobConfig
 from jobs.errors import TroopError
-from jobs.stages.generation import engine_spec
 from jobs.stages.verification import verifier_key, verify_settings
 from jobs.store.root import RunStore
 from jobs.usecases.generate import RunPlan, plan_run
 from jobs.usecases.report import ReportResult, sweep_report_of
 from jobs.usecases.run import RunSummary, run, verifier_columns
+from jobs.usecases.search import engines_of
 from jobs.usecases.sweep import Point, Sweep, load_sweep, write_sweep_yaml
 from jobs.usecases.verify import unverified_units
 
@@ -54,7 +55,7 @@ class SweepSummary:
 def pool_key(config: JobConfig) -> tuple:
     """Two points with equal keys can run on the same generation pool."""
     cluster = OmegaConf.to_yaml(OmegaConf.structured(config.cluster))
-    return engine_spec(config), cluster
+    return engines_of(config), cluster
 
 
 def group_points(points: list[Point]) -> list[list[Point]]:
