@@ -1,7 +1,8 @@
 """Step-level search cost: Troop's beam search against best-of-N at the same N, and against a
 per-problem loop around the same engines (search-and-learn's way), on the demo search task.
 
-    .venv/bin/python bench/search.py [--problems 100] [--width 16] [--beam 4] [--repeats 3] [key=value ...]
+    .venv/bin/python bench/search.py [--config conf/demo_search.yaml] [--problems 100] [--width 16] [--beam 4]
+                                     [--repeats 3] [key=value ...]
 
 One process, one policy engine and one PRM engine (conf/demo_search.yaml's: demo/search_policy
 and demo/search_prm, in vLLM's own engines as a search actor holds them), the same problems and
@@ -17,7 +18,8 @@ Reported: wall time (median of --repeats passes, the methods interleaved so that
 shared machine hits all alike), generated tokens, PRM tokens, and the accuracy of the pick
 (best-of-N: the best-scored sample; beam: sample 0) by the numeric checker; then the ratios
 beam / best-of-N (goal: at most 2x wall time at equal N) and loop / beam. Engine start is not
-timed. CPU figures show overheads on this machine, not GPU speeds.
+timed, nor a first warm-up pass of each method. CPU figures show overheads on this machine, not GPU
+speeds.
 """
 
 import argparse
@@ -34,7 +36,7 @@ def load(args):
     from jobs.config import merge_config
     from jobs.problems import load_problems
 
-    config = merge_config(os.path.join(REPO, "conf", "demo_search.yaml"), [
+    config = merge_config(args.config, [
         "run.root=/tmp/unused", f"problems.options.num_problems={args.problems}", "strategy.kind=beam",
         f"strategy.width={args.width}", f"strategy.beam={args.beam}", *args.overrides])
     os.chdir(REPO)  # the config's model paths are relative to the repo
@@ -84,6 +86,7 @@ def beam(policy, prm, prompts, answers, config, one_at_a_time: bool = False) -> 
     seconds = time.perf_counter() - began
     finals = {f.problem_id: f.node.text for state, _ in runs for f in final_trajectories(state) if f.sample_idx == 0}
     return {"seconds": seconds, "tokens": sum(s.generated_tokens for _, s in runs),
+            "policy_seconds": sum(s.policy_seconds for _, s in runs), "prm_seconds": sum(s.prm_seconds for _, s in runs),
             "prm_tokens": sum(s.prm_tokens for _, s in runs),
             "accuracy": sum(passed(finals[pid], answers[pid]) for pid in prompts) / len(prompts),
             "steps": max(state.step for state, _ in runs), "trees": [f.node.text for state, _ in runs
@@ -92,6 +95,7 @@ def beam(policy, prm, prompts, answers, config, one_at_a_time: bool = False) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default=os.path.join(REPO, "conf", "demo_search.yaml"))
     parser.add_argument("--problems", type=int, default=100)
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--beam", type=int, default=4)
@@ -112,6 +116,8 @@ def main() -> None:
                "beam (Troop)": lambda: beam(policy, prm, prompts, answers, config),
                "loop (per problem)": lambda: beam(policy, prm, prompts, answers, config, one_at_a_time=True)}
     results: dict = {name: [] for name in methods}
+    for method in methods.values():  # warm-up, untimed: the engines' first batches of each shape
+        method()
     for _ in range(args.repeats):
         for name, method in methods.items():
             results[name].append(method())
@@ -128,6 +134,10 @@ def main() -> None:
     same = results["beam (Troop)"][0]["trees"] == results["loop (per problem)"][0]["trees"]
     print(f"beam / best-of-N wall time: {median['beam (Troop)'] / median['best-of-N']:.2f}x (goal: at most 2x); "
           f"generated tokens: {results['beam (Troop)'][0]['tokens'] / results['best-of-N'][0]['tokens']:.2f}x")
+    ours = results["beam (Troop)"]
+    policy_s, prm_s = (statistics.median(r[k] for r in ours) for k in ("policy_seconds", "prm_seconds"))
+    print(f"beam (Troop): {policy_s:.2f} s in the policy's calls, {prm_s:.2f} s in the PRM's "
+          f"({prm_s / (policy_s + prm_s):.0%} PRM), {median['beam (Troop)'] - policy_s - prm_s:.2f} s in the search's Python")
     print(f"loop / beam wall time: {median['loop (per problem)'] / median['beam (Troop)']:.2f}x; "
           f"the loop's trajectories equal the batched search's: {same}")
 

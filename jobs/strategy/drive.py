@@ -22,6 +22,7 @@ one PRM call (`jobs.strategy.search` decides; this module asks the engines).
   blank, with the reason "prompt_too_long", and its text ends the search where it stands.
 """
 
+import time
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
@@ -47,6 +48,8 @@ class Spent:
     prm_tokens: int = 0  # tokens of every PRM input
     policy_calls: int = 0
     prm_calls: int = 0
+    policy_seconds: float = 0.0  # wall time in the policy's calls, and in the PRM's
+    prm_seconds: float = 0.0
 
     def path_tokens(self, problem_id: str, path: tuple) -> int:
         return sum(self.tokens.get((problem_id, path[:i]), 0) for i in range(2, len(path) + 1))
@@ -100,8 +103,10 @@ def expand(policy, rendered: dict, wanted: Sequence[Expansion], sampling: Sampli
     """One policy call for every expansion of a step."""
     used = [spent.path_tokens(e.problem_id, e.node.path) for e in wanted]
     specs = [step_request(sampling, settings, u, e.last) for e, u in zip(wanted, used)]
+    began = time.perf_counter()
     outputs = policy.generate([rendered[e.problem_id] + e.node.text for e in wanted], specs,
                               [e.n for e in wanted], [e.seed for e in wanted])
+    spent.policy_seconds += time.perf_counter() - began
     spent.policy_calls += 1
     children = []
     for e, u, output in zip(wanted, used, outputs):
@@ -123,7 +128,9 @@ def score_texts(prm, prompts: dict, pairs: Sequence[tuple[str, str]], separator:
     todo = [pair for pair in dict.fromkeys(pairs) if pair not in spent.scored]
     if not todo:
         return
+    began = time.perf_counter()
     results = prm.score([prompts[pid] for pid, _ in todo], [text for _, text in todo], separator)
+    spent.prm_seconds += time.perf_counter() - began
     spent.prm_calls += 1
     for pair, result in zip(todo, results):
         read = result.num_tokens or 0
@@ -148,7 +155,9 @@ def lookahead_rewards(policy, prm, prompts: dict, rendered: dict, starts: list[t
         if not open_:
             break
         specs = [step_request(greedy, settings, rolling[key][1], False) for key in open_]
+        began = time.perf_counter()
         outputs = policy.generate([rendered[pid] + rolling[(pid, t)][0] for pid, t in open_], specs, 1, [0] * len(open_))
+        spent.policy_seconds += time.perf_counter() - began
         spent.policy_calls += 1
         for key, output in zip(open_, outputs):
             if isinstance(output, Rejected):
