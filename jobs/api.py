@@ -81,7 +81,8 @@ def metrics(root: str, overrides: Sequence[str] = ()) -> MetricsResult:
 
 def report(roots: Sequence[str], out: str | None = None, against: str | None = None) -> ReportResult:
     """`troop report ROOT [ROOT2 ...]`: index.html and plots (a sweep root: its points compared);
-    `against`: a uniform run's root that adaptive runs are compared with."""
+    `against`: a uniform run's root that adaptive runs are compared with, or a sample run scored
+    by the same PRM that search runs are compared with at the same compute."""
     return _report(roots, out, against)
 
 

@@ -120,9 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="plots and tables of one or several roots as one HTML page")
     report.add_argument("roots", nargs="+", help="run roots (paths or URLs); several overlay their curves; a sweep root overlays its points")
     report.add_argument("--out", help="where index.html and the PNGs go (default: ROOT/report of the first root)")
-    report.add_argument("--against", metavar="UNIFORM_ROOT",
-                        help="compare adaptive runs with this uniform run's measured pass@k (default: their own "
-                             "expected uniform curve)")
+    report.add_argument("--against", metavar="ROOT",
+                        help="a uniform run to compare adaptive runs with (its measured pass@k; default: their own "
+                             "expected uniform curve), or a sample run scored by the same PRM to compare search runs "
+                             "with at the same compute")
     report.set_defaults(func=cmd_report)
     add_submit_commands(commands)
     add_swebench_commands(commands)

@@ -5,6 +5,8 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
+from jobs.report.search import shape
+
 # Long lines and tables stay whole in logs and pipes (rich assumes 80 columns there).
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
@@ -116,6 +118,8 @@ def print_metrics(result) -> None:
         out.print(f"fit exp({fit['a']:.3f} k^{fit['b']:.3f}), rmse {fit['rmse']:.4f}; forecast (extrapolated): {forecast}")
     if (metrics.get("allocation") or {}).get("policy", "uniform") != "uniform":
         out.print(allocation_line(metrics["allocation"]))
+    if (metrics.get("search") or {}).get("accuracy"):
+        out.print(search_metrics_line(metrics["search"]))
     out.print(f"metrics: {result.where}")
 
 
@@ -154,11 +158,47 @@ def equal_coverage_line(equal) -> str:
     return f"{head}: {equal.uniform_samples:,.0f} samples ({equal.ratio:.2f}x)" if equal.ratio else f"{head}: 0 samples"
 
 
+def search_metrics_line(search: dict) -> str:
+    """A search run's accuracy and compute per problem (metrics.json `search`)."""
+    strategy, accuracy = search["strategy"], search["accuracy"]
+    show = lambda v, digits: "-" if v is None else format(v, digits)  # noqa: E731
+    parts = ", ".join(f"{title} {show(accuracy.get(name), '.3f')}" for name, title in
+                      (("top", "top"), ("weighted_vote", "weighted vote"), ("majority", "majority"), ("pass_at_n", "pass@N")))
+    return (f"search {strategy['kind']} N={strategy['width']}/M={strategy['beam']}: {parts}; per problem "
+            f"{show(search.get('policy_tokens_per_problem'), ',.0f')} generated tokens, "
+            f"{show(search.get('prm_tokens_per_problem'), ',.0f')} PRM tokens, {show(search.get('flops_per_problem'), '.3g')} FLOPs")
+
+
+def _at_cost_text(at, title: str) -> str:
+    if at is None or at.k is None:
+        return f"at equal {title}: unknown"
+    if at.beyond:
+        return f"at equal {title} (k={at.k:.1f}): beyond n"
+    shown = "-" if at.value is None else f"{at.value:.3f}"
+    return f"at equal {title} (k={at.k:.1f}): {shown}"
+
+
+def search_line(compared) -> str:
+    """A search run's accuracy, and the sample run's best-of-k by the PRM at its cost."""
+    accuracy = compared.accuracy
+    show = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    head = (f"search: {compared.run.label} ({shape(compared.run)}) top {show(accuracy.get('top'))}, "
+            f"weighted vote {show(accuracy.get('weighted_vote'))}")
+    if compared.baseline is None:
+        why = f" ({compared.unmatched})" if compared.unmatched else ""
+        return f"{head}; no sample run scored by the same PRM on the same problems to compare with{why}"
+    costs = "; ".join(_at_cost_text(compared.matched[cost]["best_of_k"], title)
+                      for cost, title in (("policy_tokens_per_problem", "tokens"), ("flops_per_problem", "FLOPs")))
+    return f"{head}; {compared.baseline.label} best-of-k (PRM) {costs}"
+
+
 def print_report(result) -> None:
     if result.rows or result.missing:
         print_comparison(result)
     for equal in result.equal_coverage:
         out.print(equal_coverage_line(equal))
+    for compared in result.search:
+        out.print(search_line(compared))
     out.print(f"report: {result.index}")
 
 

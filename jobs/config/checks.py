@@ -126,9 +126,13 @@ def is_search(config: JobConfig) -> bool:
 def resolve_strategy(config: JobConfig) -> None:
     """A search's sampling.n is strategy.width (set from it, or giving it), and its PRM splits
     a trajectory into steps where the search ends them: score.step_separator is
-    strategy.step_separator when that is set, and gives it otherwise."""
+    strategy.step_separator when that is set (for a sample run too, so that it is scored like
+    a search it is compared with), and gives it otherwise."""
     t = config.strategy
     if t.kind == "sample":
+        # A sample point of a sweep against a search: its PRM splits steps where the search's does.
+        if t.step_separator is not None:
+            config.score.step_separator = t.step_separator
         return
     if t.width is None:
         t.width = config.sampling.n

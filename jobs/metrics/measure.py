@@ -77,10 +77,15 @@ def reward_curves(pool: Pool, ks: list[int], draws: int, seeds: np.ndarray, rewa
         "best_of_k_reward": (best_of_k_curves(pool.problem, pool.reward, pool.passed, ks), None),
     }
     if pool.answer is not None:
-        weights = np.clip(_vote_weights(pool.reward, "reward", reward_is_logit), 0.0, None)  # a null reward does not vote
+        weights = reward_vote_weights(pool.reward, reward_is_logit)
         votes = votes_by_problem(pool.problem, pool.answer, pool.passed, weights, ks, draws, seeds)
         curves["weighted_at_k_reward"] = votes["weighted_at_k"]
     return curves
+
+
+def reward_vote_weights(reward: np.ndarray, reward_is_logit: bool) -> np.ndarray:
+    """A sample's weight in the vote by reward (the probability; a null reward does not vote)."""
+    return np.clip(_vote_weights(reward, "reward", reward_is_logit), 0.0, None)
 
 
 def _vote_weights(score: np.ndarray, column: str | None, reward_is_logit: bool = False) -> np.ndarray:

@@ -112,7 +112,7 @@ def equal_coverage(label: str, allocation: dict, uniform: SolvedCurve) -> EqualC
 
 def adaptive_runs(runs: list[Run], against: SolvedCurve | None = None) -> list[AdaptiveRun]:
     """The runs whose allocation was adaptive, each against `against` or its own expected
-    uniform curve. Called before anything is written: --against with no adaptive run is refused."""
+    uniform curve."""
     adaptive = []
     for run in runs:
         if is_adaptive(run.metrics):
@@ -120,8 +120,4 @@ def adaptive_runs(runs: list[Run], against: SolvedCurve | None = None) -> list[A
             uniform = against or expected_uniform(allocation)
             adaptive.append(AdaptiveRun(run, adaptive_curve(run.label, allocation), uniform,
                                         equal_coverage(run.label, allocation, uniform)))
-    if against is not None and not adaptive:
-        names = ", ".join(run.store.root for run in runs)
-        raise ConfigError(f"--against compares an adaptive run with a uniform one, but no root given has an adaptive "
-                          f"allocate.policy in its metrics.json ({names}): report an adaptive run's root")
     return adaptive

@@ -7,8 +7,7 @@ import json
 from dataclasses import dataclass
 
 from jobs.errors import StoreError
-from jobs.report.allocation import SolvedCurve
-from jobs.report.write import WrittenReport, write_report
+from jobs.report.write import Against, WrittenReport, write_report
 from jobs.store.root import RunStore
 from jobs.store.sweep_root import point_root, read_sweep_points
 
@@ -72,7 +71,7 @@ def sweep_points(sweep_store: RunStore) -> tuple[list[str], list[RunStore], list
     return names, stores, missing
 
 
-def write_sweep_report(sweep_store: RunStore, out: RunStore, against: SolvedCurve | None = None
+def write_sweep_report(sweep_store: RunStore, out: RunStore, against: Against | None = None
                        ) -> tuple[WrittenReport, int | None, list[PointRow], list[str]]:
     """The sweep's report in `out`: (what was written, common k, rows, points not measured yet)."""
     names, stores, missing = sweep_points(sweep_store)

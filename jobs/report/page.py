@@ -4,9 +4,11 @@ be copied or served from any store."""
 
 import html
 
+from jobs.metrics.search import AtCost
 from jobs.report.allocation import AdaptiveRun, EqualCoverage
-from jobs.report.plots import ALLOCATION_PLOT, METHODS, PLOTS, REWARD_METHODS
+from jobs.report.plots import ALLOCATION_PLOT, METHODS, PLOTS, REWARD_METHODS, SEARCH_PLOT
 from jobs.report.runs import Run, curve, has_fit, tokens_per_sample
+from jobs.report.search import COSTS, CURVES, SearchComparison, search_of, shape
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
@@ -121,6 +123,67 @@ def allocation_html(adaptive: list[AdaptiveRun]) -> str:
     name, caption = ALLOCATION_PLOT
     figure = f'<figure><img src="{_esc(name)}" alt="{_esc(name)}"><figcaption>{_esc(caption)}</figcaption></figure>'
     return f"<h2>Adaptive allocation</h2><table>{head}{rows}</table>{note}{figure}"
+
+
+def _share(value) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def _k_cell(at: AtCost | None, largest: int) -> str:
+    """The sample run's k at the search's cost: "5.7", "40.2 (beyond n=16)", "0.5 (below k=1)"."""
+    if at is None or at.k is None:
+        return "—"
+    if at.beyond:
+        return f"{at.k:,.1f} (beyond n={largest})"
+    return f"{at.k:,.2f} (below k=1)" if at.below else f"{at.k:,.1f}"
+
+
+def _value_cell(at: AtCost | None) -> str:
+    if at is not None and at.beyond:
+        return "beyond n"
+    return _share(at.value if at is not None else None)
+
+
+def _cost_cell(value) -> str:
+    return "—" if value is None else f"{value:,.0f}" if value < 1e6 else f"{value:.3g}"
+
+
+def _search_row(c: SearchComparison) -> str:
+    accuracy = c.accuracy
+    cells = [_share(accuracy.get(name)) for name in ("top", "weighted_vote", "majority", "pass_at_n")]
+    largest = max((int(k) for k in search_of(c.baseline).get("ks") or []), default=0) if c.baseline else 0
+    for cost, _ in COSTS:
+        matched = c.matched.get(cost) or {}
+        cells += [_cost_cell(c.cost(cost)), _k_cell(c.k_at(cost), largest)]
+        cells += [_value_cell(matched.get(name)) for name, _ in CURVES]
+    against = c.baseline.label if c.baseline is not None else " ".join(
+        ["no sample run scored by the same PRM on the same problems", f"({c.unmatched})" if c.unmatched else ""]).strip()
+    head = f"<td class=l>{_esc(c.run.label)}</td><td class=l>{_esc(shape(c.run))}</td><td class=l>{_esc(against)}</td>"
+    return "<tr>" + head + "".join(f"<td>{_esc(cell)}</td>" for cell in cells) + "</tr>"
+
+
+def search_html(comparisons: list[SearchComparison]) -> str:
+    """Each search run's accuracy beside a sample run's at the same generated tokens and FLOPs,
+    and the plot; empty without a search run."""
+    if not comparisons:
+        return ""
+    matched = "".join(f"<th colspan=4>at equal {_esc(title)}</th>" for _, title in COSTS)
+    head = ("<tr><th class=l rowspan=2>search run</th><th class=l rowspan=2>strategy</th><th class=l rowspan=2>"
+            f"compared with</th><th colspan=4>search</th>{matched}</tr><tr>"
+            + "".join(f"<th>{name}</th>" for name in ("top", "weighted vote", "majority", "pass@N"))
+            + "".join(f"<th>{_esc(title)} per problem</th><th>sample k</th>"
+                      + "".join(f"<th>{_esc(name)}</th>" for _, name in CURVES) for _, title in COSTS)
+            + "</tr>")
+    rows = "".join(_search_row(c) for c in comparisons)
+    note = ("<p>top: the share of problems whose best-scored trajectory (sample 0) passes; weighted vote: the answer "
+            "with the largest sum of PRM rewards over the N trajectories; majority: the plurality of the N; pass@N: any "
+            "of the N. Sample k: the samples per problem of the sample run that cost what the search did (generated "
+            "tokens; FLOPs = 2 × parameters × tokens of the policy and of the PRM, prefill left out); its best-of-k by "
+            "the same PRM and majority@k there are linear in log2(k) between its measured k. Beyond n: the search "
+            "spent more than the sample run's n samples cost, and nothing is extrapolated.</p>")
+    name, caption = SEARCH_PLOT
+    figure = f'<figure><img src="{_esc(name)}" alt="{_esc(name)}"><figcaption>{_esc(caption)}</figcaption></figure>'
+    return f"<h2>Search vs sampling at the same compute</h2><table>{head}{rows}</table>{note}{figure}"
 
 
 def render_html(runs: list[Run], preface_html: str = "") -> str:

@@ -1,5 +1,6 @@
-"""The report's five figures: coverage, selection, difficulty, pass rates and token cost; and a
-sixth where a run allocated its samples adaptively: problems solved against samples spent.
+"""The report's five figures: coverage, selection, difficulty, pass rates and token cost; one
+more where a run allocated its samples adaptively (problems solved against samples spent), and
+one where a run searched step by step (accuracy against compute, beside sampling's).
 
 Figures are plain `matplotlib.figure.Figure` objects: no pyplot, no global state, no backend
 switch, so a report can be rendered inside a worker or a test without side effects.
@@ -14,6 +15,7 @@ from matplotlib.ticker import FuncFormatter, LogFormatter
 
 from jobs.report.allocation import AdaptiveRun, EqualCoverage, SolvedCurve
 from jobs.report.runs import Run, curve, has_fit, interval, tokens_per_sample
+from jobs.report.search import CURVES, SearchComparison, baseline_curve, shape
 
 FIGSIZE = (7.0, 4.5)
 METHODS = (  # metrics.json key, legend name, line style
@@ -311,3 +313,65 @@ ALLOCATION_PLOT = ("allocation.png", ("Problems solved against samples spent: th
                                       "rounds, against uniform sampling (every problem the same number of samples). "
                                       "×: where uniform sampling solves as many problems as the adaptive run did in "
                                       "the end."))
+
+
+def search_cost(comparisons: list[SearchComparison]) -> str:
+    """The x axis of the search plot: FLOPs where every run knows them, else generated tokens."""
+    baselines = [c.baseline for c in comparisons if c.baseline is not None]
+    known = all(c.cost("flops_per_problem") is not None for c in comparisons) and all(
+        baseline_curve(b, "flops_per_problem", "best_of_k")[1] is not None for b in baselines)
+    return "flops_per_problem" if known else "policy_tokens_per_problem"
+
+
+def _sample_lines(ax, baselines: list[Run], cost: str) -> None:
+    """Each sample run's best-of-k (PRM) and majority@k against its cost at k, k written at the points."""
+    for j, baseline in enumerate(baselines):
+        for (name, title), style in zip(CURVES, ("-", "--")):
+            ks, costs, values = baseline_curve(baseline, cost, name)
+            points = [(k, x, y) for k, x, y in zip(ks, costs or [], values or []) if x and y is not None]
+            if not points:
+                continue
+            label = f"{baseline.label}: {title}" if len(baselines) > 1 else f"sampling: {title}"
+            ax.plot([x for _, x, _ in points], [y for _, _, y in points], style, marker="o", markersize=3,
+                    color="0.25" if name == "best_of_k" else "0.6", linewidth=1.5 + j, label=label)
+            if name == "best_of_k":
+                for k, x, y in points:
+                    ax.annotate(f"k={k}", (x, y), xytext=(0, 5), textcoords="offset points", ha="center",
+                                fontsize="x-small", color="0.35")
+
+
+def plot_search(comparisons: list[SearchComparison]) -> Figure:
+    """Accuracy against compute per problem: the sample runs' best-of-k by the PRM and majority@k
+    over k (grey lines), each search run's top trajectory (★) and PRM-weighted vote (◆)."""
+    cost = search_cost(comparisons)
+    fig, (ax,) = _figure(extra_height=0.4 + 0.15 * len(comparisons))  # room for the legend below
+    baselines = list({id(c.baseline): c.baseline for c in comparisons if c.baseline is not None}.values())
+    _sample_lines(ax, baselines, cost)
+    for i, c in enumerate(comparisons):
+        x, color = c.cost(cost), f"C{i}"
+        if not x:
+            continue
+        top, vote = c.accuracy.get("top"), c.accuracy.get("weighted_vote")
+        if top is not None:
+            ax.plot([x], [top], "*", markersize=13, color=color, label=f"{c.run.label} ({shape(c.run)}): top")
+            ax.annotate(shape(c.run), (x, top), xytext=(0, 9), textcoords="offset points", ha="center",
+                        fontsize="small", color=color)
+        if vote is not None:
+            ax.plot([x], [vote], "D", markersize=7, mfc="none", color=color, label=f"{c.run.label}: weighted vote")
+    ax.set_xscale("log")
+    ax.margins(x=0.1)  # the labels of the outermost markers stay inside
+    _si_log_axis(ax.xaxis)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.set_ylim(0, 1.02)
+    flops = cost == "flops_per_problem"
+    ax.set(xlabel="FLOPs per problem (policy + PRM)" if flops else "generated tokens per problem (FLOPs unknown)",
+           ylabel="accuracy", title="Search vs sampling at the same compute")
+    fig.legend(fontsize="small", loc="outside lower center", ncols=2)
+    return fig
+
+
+SEARCH_PLOT = ("search.png", ("Accuracy against compute per problem (FLOPs: 2 × parameters × tokens of the policy and "
+                              "of the PRM; generated tokens where a model's size is unknown): independent samples' "
+                              "best-of-k by the PRM and majority@k over k (grey), each step-level search's top "
+                              "trajectory (★) and PRM-weighted vote over its N trajectories (◆), labelled kind "
+                              "N=trajectories/M=beam."))

@@ -14,6 +14,7 @@ from jobs.store.root import RunStore
 from jobs.store.runinfo import read_job
 from jobs.usecases.allocation import allocation_metrics
 from jobs.usecases.root import load_root, verifier_name
+from jobs.usecases.search_metrics import search_metrics
 from jobs.usecases.verify import stored_verifier_key
 
 log = logging.getLogger("troop")
@@ -26,12 +27,15 @@ class MetricsResult:
 
 
 def measure(store: RunStore, verifier_key: str, settings: MetricsConfig, model_path: str | None = None,
-            scores: str | None = None) -> MetricsResult:
+            scores: str | None = None, prm_path: str | None = None) -> MetricsResult:
     """Metrics of the verdicts under `verifier_key` (and the rewards under the scorer key
-    `scores`, if given), written to the root."""
+    `scores`, if given), written to the root. `prm_path`: the reward model's folder, for the
+    FLOPs of the `search` section (default: job.yaml's score.model)."""
     params = None if settings.model_params else model_parameters(model_path)
     metrics, problems, curves = measure_run(store, verifier_key, settings, params, scorer_key=scores)
-    metrics["allocation"] = allocation_metrics(store, read_job(store), verifier_key, metrics["counts"]["tokens"], scores)
+    job = read_job(store)
+    metrics["allocation"] = allocation_metrics(store, job, verifier_key, metrics["counts"]["tokens"], scores)
+    metrics["search"] = search_metrics(store, job, verifier_key, scores, metrics, problems, prm_path)
     write_metrics(store, metrics, problems, curves)
     return MetricsResult(metrics, store.url(store.metrics_json))
 
@@ -66,4 +70,4 @@ def metrics(root: str, overrides: Sequence[str] = ()) -> MetricsResult:
     key = stored_verifier_key(store, verifier_name(config.verify.verifier), config.verify)
     scores = stored_scorer_key(store, config.score, config.metrics)
     job = read_job(store) or {}
-    return measure(store, key, config.metrics, (job.get("model") or {}).get("path"), scores)
+    return measure(store, key, config.metrics, (job.get("model") or {}).get("path"), scores, config.score.model)

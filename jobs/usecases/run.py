@@ -113,6 +113,6 @@ def run(config: JobConfig, pool: UnitExecutor | None = None, plan: RunPlan | Non
     if verified is None:  # scores alone: nothing to measure pass@k against
         return RunSummary(root, generated, scored=scored)
     scores = scorer_key(config.score) if is_search(config) else scored and scored.scorer_key
-    metrics = measure(store, verified.verifier_key, config.metrics, config.model.path, scores)
+    metrics = measure(store, verified.verifier_key, config.metrics, config.model.path, scores, config.score.model)
     report = report_of([store], RunStore(store.url(store.report), dict(config.run.storage_options)))
     return RunSummary(root, generated, verified, metrics, report.index, scored, allocation)
