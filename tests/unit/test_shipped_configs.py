@@ -29,7 +29,7 @@ from jobs.stages.verification import payloads_of, resolve_verifier
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = sorted(os.path.basename(path)[:-len(".yaml")] for path in glob.glob(os.path.join(REPO, "conf", "*.yaml")))
-COVERED_ELSEWHERE = {"demo", "demo_sweep"}  # tests/integration/test_cli_demo.py, test_sweep_cli.py
+COVERED_ELSEWHERE = {"demo", "demo_sweep", "demo_search"}  # tests/integration/test_cli_demo.py, test_sweep_cli.py, test_demo_search.py
 # ChatML, as Qwen's templates write it, without their tool calls.
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
