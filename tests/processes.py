@@ -2,6 +2,7 @@
 that session to exit after a SIGKILL (the durable-run tests)."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -40,3 +41,20 @@ def start_troop(args: list[str], env: dict, cwd, log_path) -> subprocess.Popen:
             [sys.executable, "-m", "jobs", *args], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,  # a process group and session of its own: killable as a whole
         )
+
+
+def kill_when(driver: subprocess.Popen, ready, log_path, what: str, timeout: float = 600.0) -> None:
+    """SIGKILLs the driver's whole session as soon as `ready()` holds (the test fails if the
+    driver exits first, or after `timeout` seconds), and waits until every process of it is gone."""
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if driver.poll() is not None:
+                with open(log_path) as log:
+                    pytest.fail(f"the driver exited before the {what}: {log.read()[-3000:]}")
+            assert time.monotonic() < deadline, f"no {what} after {timeout:.0f} s"
+            time.sleep(0.02)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    wait_until_session_ends(driver.pid)

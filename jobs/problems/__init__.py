@@ -74,22 +74,23 @@ def _hf(config: ProblemsConfig, storage_options: dict) -> pa.Table:
     return hf_problems(config, storage_options)
 
 
+def _generated(config: ProblemsConfig, make_rows: Callable[..., list[dict]]) -> pa.Table:
+    """Rows a seeded generator makes from problems.options."""
+    try:
+        rows = make_rows(**config.options)
+    except (TypeError, ValueError) as err:
+        raise ProblemSetError(f"problems.source={config.source}: bad problems.options ({err})") from None
+    return pa.Table.from_pylist(rows)
+
+
 @register_source("arithmetic")
 def _arithmetic(config: ProblemsConfig, storage_options: dict) -> pa.Table:
-    try:
-        rows = arithmetic_rows(**config.options)
-    except (TypeError, ValueError) as err:
-        raise ProblemSetError(f"problems.source=arithmetic: bad problems.options ({err})") from None
-    return pa.Table.from_pylist(rows)
+    return _generated(config, arithmetic_rows)
 
 
 @register_source("chains")
 def _chains(config: ProblemsConfig, storage_options: dict) -> pa.Table:
-    try:
-        rows = chain_rows(**config.options)
-    except (TypeError, ValueError) as err:
-        raise ProblemSetError(f"problems.source=chains: bad problems.options ({err})") from None
-    return pa.Table.from_pylist(rows)
+    return _generated(config, chain_rows)
 
 
 def load_problems(config: ProblemsConfig, storage_options: dict | None = None, prompt: PromptConfig | None = None,

@@ -10,8 +10,6 @@ beside the session's engine)."""
 import json
 import math
 import os
-import signal
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,7 +21,7 @@ from jobs.config import merge_config
 from jobs.stages.generation import engine_spec
 from jobs.store.root import RunStore
 from jobs.usecases.run import run
-from processes import start_troop, wait_until_session_ends
+from processes import kill_when, start_troop
 from verifiers import get_verifier
 
 REPO = Path(__file__).resolve().parents[2]
@@ -164,16 +162,8 @@ def test_a_killed_adaptive_run_resumes_to_the_same_pool(until_solved, demo_pool,
                  f"allocate.first={FIRST}", "allocate.policy=until_solved"]
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     driver = start_troop(["run", str(config_file), *overrides], env, tmp_path, tmp_path / "killed.log")
-    try:
-        deadline = time.monotonic() + 600
-        while not any(u.startswith("r002") for u in store.unit_ids("samples")):
-            assert driver.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "no round-2 unit after 600 s"
-            time.sleep(0.05)
-    finally:
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait()
-    wait_until_session_ends(driver.pid)
+    kill_when(driver, lambda: any(u.startswith("r002") for u in store.unit_ids("samples")), tmp_path / "killed.log",
+              "round-2 unit")
     before = store.unit_ids("samples")
     assert before < until_solved.unit_ids("samples"), "the kill came too late to test a resume"
     summary = run(merge_config(str(config_file), overrides), demo_pool)

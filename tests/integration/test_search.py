@@ -7,8 +7,6 @@ The random policy writes spaces often and "\\n\\n" never: the tests search with 
 at a space."""
 
 import os
-import signal
-import time
 
 import pyarrow as pa
 import pytest
@@ -20,7 +18,7 @@ from jobs.stages.scoring import scorer_key
 from jobs.stages.search import search_engines
 from jobs.store.root import RunStore
 from jobs.usecases.run import run
-from processes import start_troop, wait_until_session_ends
+from processes import kill_when, start_troop
 from verifiers import get_verifier
 
 WIDTH, PROBLEMS, MAX_STEPS = 4, 6, 3
@@ -156,16 +154,7 @@ def test_a_killed_search_resumes_to_the_same_result(engines, models, tmp_path):
     config_file = tmp_path / "search.yaml"
     config_file.write_text("run: {seed: 0}\n")
     driver = start_troop(["run", str(config_file), *args], env, tmp_path, tmp_path / "killed.log")
-    try:
-        deadline = time.monotonic() + 600
-        while not store.unit_ids("samples"):
-            assert driver.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "no unit after 600 s"
-            time.sleep(0.02)
-    finally:
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait()
-    wait_until_session_ends(driver.pid)
+    kill_when(driver, lambda: store.unit_ids("samples"), tmp_path / "killed.log", "unit")
     before = store.unit_ids("samples")
     assert before < whole.unit_ids("samples"), "the kill came too late to test a resume"
     summary = run(merge_config(None, args), engines)
