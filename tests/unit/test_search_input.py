@@ -61,3 +61,27 @@ def test_a_search_takes_sampling_n_from_its_width_and_the_prm_its_separator():
     assert config.strategy.width == 64 and config.sampling.n == 64  # the demo's sampling.n
     assert config.strategy.step_separator == "\n\n" == config.score.step_separator
     assert merge_config(DEMO, ["run.root=x"]).strategy.width is None  # sample: untouched
+
+
+@pytest.mark.parametrize("change, named", [
+    ("strategy.beam=4", "strategy.beam: 2 -> 4"),
+    ("strategy.kind=dvts", "strategy.kind: 'beam' -> 'dvts'"),
+    ("score.aggregate=min", "score.aggregate: 'last' -> 'min'"),  # the PRM's ranking chooses the samples
+    ("score.model=other/prm", "score.model: "),
+])
+def test_a_search_root_refuses_a_resume_that_would_search_otherwise(change, named, tmp_path):
+    from jobs.errors import ConfigError
+    from jobs.problems import load_problems
+    from jobs.store.root import RunStore
+    from jobs.store.runinfo import check_resumable, record_run
+
+    keys = [f"run.root={tmp_path / 'run'}", *SEARCH, "score.kind=process", "problems.options.num_problems=4"]
+    config = merge_config(DEMO, keys)
+    store = RunStore(config.run.root)
+    problems = load_problems(config.problems, {}, config.prompt, config.model)
+    record_run(store, config, problems)
+    assert check_resumable(store, merge_config(DEMO, keys), problems) == [(0, 8)]
+    assert check_resumable(store, merge_config(DEMO, [*keys, "score.workers=3"]), problems) == [(0, 8)]
+    with pytest.raises(ConfigError, match="holds a run with other sampling settings") as caught:
+        check_resumable(store, merge_config(DEMO, [*keys, change]), problems)
+    assert named in str(caught.value)
