@@ -33,12 +33,14 @@ sys.path.insert(0, REPO)
 
 
 def load(args):
-    from jobs.config import merge_config
+    from jobs.config import config_layers, merge_layers, read_config_file
     from jobs.problems import load_problems
 
-    config = merge_config(args.config, [
+    base = read_config_file(args.config)
+    base.pop("sweep", None)  # the demo pairs strategies in a sweep: here each method runs below
+    config = merge_layers([(args.config, base)] + config_layers([
         "run.root=/tmp/unused", f"problems.options.num_problems={args.problems}", "strategy.kind=beam",
-        f"strategy.width={args.width}", f"strategy.beam={args.beam}", *args.overrides])
+        f"strategy.width={args.width}", f"strategy.beam={args.beam}", *args.overrides]))
     os.chdir(REPO)  # the config's model paths are relative to the repo
     table = load_problems(config.problems, {}, config.prompt, config.model)
     prompts = dict(zip(table["problem_id"].to_pylist(), table["prompt"].to_pylist()))
