@@ -21,7 +21,7 @@ from jobs.store.root import RunStore
 from jobs.store.runinfo import check_model_path, check_resumable, record_run
 from jobs.usecases.allocation import check_allocation
 from jobs.usecases.progress import UnitProgress
-from jobs.usecases.search import check_search_inputs, check_separator, engines_of, samples_per_unit, unit_task
+from jobs.usecases.search import check_search_inputs, check_separator, engines_of, samples_per_unit, unit_tasks
 
 log = logging.getLogger("troop")
 
@@ -132,7 +132,7 @@ def execute(plan: RunPlan, pool: UnitExecutor | None, on_unit: Callable[[str], N
 def _generate(pool: UnitExecutor, config: JobConfig, store: RunStore, todo: list[WorkUnit], units_total: int,
               on_unit=None) -> GenerateSummary:
     store.remove_stale_temporaries(layout.SAMPLES)
-    tasks = [unit_task(config, store, unit) for unit in todo]
+    tasks = unit_tasks(config, store, todo)
     began = time.perf_counter()
     # The bar starts once the engines are up, so its rate and ETA are the steady state's.
     with UnitProgress(len(tasks), sum(u.num_samples for u in todo)) as progress:

@@ -3,6 +3,8 @@ the actors hold the policy and the PRM, a unit's task carries the search setting
 all N trajectories of its problems, and a fresh run first checks that the policy writes the
 step separator at all."""
 
+from dataclasses import replace
+
 from jobs.config import JobConfig, is_search
 from jobs.errors import ConfigError
 from jobs.problems.units import WorkUnit
@@ -17,10 +19,14 @@ def engines_of(config: JobConfig):
     return search_engines(config) if is_search(config) else engine_spec(config)
 
 
-def unit_task(config: JobConfig, store: RunStore, unit: WorkUnit):
-    if is_search(config):
-        return search_task(config, store, unit)
-    return UnitTask(store, unit, sampling_spec(config), config.run.seed)
+def unit_tasks(config: JobConfig, store: RunStore, units: list[WorkUnit]) -> list:
+    """The units' tasks; the settings (and a search's scorer key, which reads the PRM's folder)
+    are worked out once, not per unit."""
+    if not units:
+        return []
+    first = search_task(config, store, units[0]) if is_search(config) else \
+        UnitTask(store, units[0], sampling_spec(config), config.run.seed)
+    return [replace(first, unit=unit) for unit in units]
 
 
 def samples_per_unit(config: JobConfig) -> int:
