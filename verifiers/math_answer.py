@@ -27,9 +27,10 @@ import re
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import groupby
+from itertools import groupby, product
 from typing import Callable, Optional
 
+from verifiers import latex_parse
 from verifiers.extract import final_span
 from verifiers.numeric import canonical_number
 from verifiers.sandbox import die_with_parent, in_lasting_thread
@@ -282,19 +283,21 @@ class Judge:
         self._parse, self._verify = parse, verify
         self._config = extraction_config(options.targets)
         self.search = FinalAnswerSearch(self._config) if options.extract is None else None
-        self._golds: dict = {}
+        self._golds: dict = {}  # gold answer -> (parsed, the key of each value)
         self._answers: dict = {}  # extracted answer text -> (parsed, key), with verify.extract
         self._verdicts: dict = {}  # (gold, prediction key) -> verdict
+        self._pairs: dict = {}  # (gold value's key, predicted value's key) -> whether that pair matches
 
     def verdict(self, text: str, answer: str, skip: frozenset = frozenset(),
                 slow: Callable[[Optional[tuple]], None] = lambda key=None: None) -> Optional[tuple]:
         """`math_verdict(text, answer)`; None if the comparison's key is in `skip` (it overran
         before). `slow(key)` is called before work that is not cached (a parse, a comparison:
         `key` names the comparison)."""
-        gold = self._golds.get(answer)
-        if gold is None:
+        if answer not in self._golds:
             slow(None)
-            gold = _remember(self._golds, answer, parse_gold(answer, self.options.targets))
+            parsed = parse_gold(answer, self.options.targets)
+            _remember(self._golds, answer, (parsed, [value_key(value) for value in parsed]))
+        gold, gold_keys = self._golds[answer]
         if not gold:
             return False, "error", None, f"gold answer {answer[:80]!r} does not parse"
         predicted, key = self._prediction(text, slow)
@@ -306,10 +309,27 @@ class Judge:
         if key in skip:
             return None
         slow(key)
-        passed = bool(self._verify(gold, predicted, float_rounding=self.options.precision, strict=self.options.strict,
-                                   timeout_seconds=None))
+        passed = self._matches(gold, gold_keys, predicted, key[1] if key is not None else None)
         verdict = (passed, "pass" if passed else "fail", str(predicted[0]), "" if passed else f"expected {gold[-1]}")
         return verdict if key is None else _remember(self._verdicts, key, verdict)
+
+    def _matches(self, gold: list, gold_keys: list, predicted: list, predicted_keys: Optional[tuple]) -> bool:
+        """math-verify's `verify(gold, predicted)`: whether any (gold value, predicted value) pair
+        matches, each pair compared alone, as verify compares them. A pair of values seen before
+        (another spelling of an answer often parses to the same value: `\\sqrt{12}` and
+        `2\\sqrt{3}`) is not compared again."""
+        predicted_keys = predicted_keys or [None] * len(predicted)
+        for (g, g_key), (p, p_key) in product(zip(gold, gold_keys), zip(predicted, predicted_keys)):
+            pair = (g_key, p_key) if g_key is not None and p_key is not None else None
+            matched = self._pairs.get(pair) if pair is not None else None
+            if matched is None:
+                matched = bool(self._verify([g], [p], float_rounding=self.options.precision, strict=self.options.strict,
+                                            timeout_seconds=None))
+                if pair is not None:
+                    _remember(self._pairs, pair, matched)
+            if matched:
+                return True
+        return False
 
     def _prediction(self, text: str, slow: Callable) -> tuple[list, Optional[tuple]]:
         if self.search is None:
@@ -338,6 +358,7 @@ def _serve(conn, parent_pid: int, options: MathOptions) -> None:
     comparison's key: the worker knows which sample a check that overruns belongs to.
     A `careful` batch sends each verdict on its own (after an overrun that was not announced)."""
     die_with_parent(parent_pid)
+    latex_parse.install()  # this process only: the reference path (`math_verdict`) stays math-verify's own
     judge = Judge(options)
     judge.verdict("\\boxed{1}", "1")  # the imports and first parses: start-up, not a timed check
     conn.send(("ready", None))

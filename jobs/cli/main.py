@@ -15,6 +15,7 @@ from jobs.cli.output import (out, print_generate, print_metrics, print_report, p
                              print_verify)
 from jobs.cli.output import print_swebench_export, print_swebench_import
 from jobs.cluster.pools import RAY, Cluster
+from jobs.cluster.session import end_ray
 from jobs.errors import ConfigError, TroopError
 from jobs.usecases.sweep import is_sweep, split_overrides
 
@@ -148,4 +149,7 @@ def main(argv: list[str] | None = None, cluster: Cluster = RAY) -> int:
     except KeyboardInterrupt:
         print("troop: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        if cluster is RAY:
+            end_ray()
     return 0

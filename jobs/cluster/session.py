@@ -8,18 +8,35 @@ from jobs.cluster.reach import check_root_reachable
 from jobs.errors import TroopError
 
 
+_connected_here = False  # this process's init_ray called ray.init (not a test's or a caller's session)
+
+
 def init_ray(address: str | None, root: str | None = None, shared_filesystem: bool = False) -> None:
     """Connect to `address` (an existing cluster), or start a local Ray; once per process.
     With `root`: refuse a local root that the cluster's other nodes cannot reach (jobs.cluster.reach)."""
     import ray
 
+    global _connected_here
     if not ray.is_initialized():
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=True, logging_level=logging.WARNING)
         except ConnectionError as err:
             raise TroopError(f"cluster.address={address} cannot be reached ({err}): is the Ray head running?") from None
+        _connected_here = True
     if root is not None:
         check_driver_reach(root, shared_filesystem)
+
+
+def end_ray() -> None:
+    """Disconnects the session `init_ray` opened, stopping the local Ray it started, if any
+    (a cluster's head is left running). Ray's exit hook would do the same after a half-second
+    pause for log lines; a command that is done with Ray ends that much sooner."""
+    global _connected_here
+    if _connected_here:
+        import ray
+
+        ray.shutdown()
+    _connected_here = False
 
 
 def check_driver_reach(root: str, shared_filesystem: bool, count_nodes: Callable[[], int] | None = None) -> None:

@@ -4,17 +4,21 @@ expected uniform curve, with `against` a uniform run's measured one; search runs
 sampling at the same compute, by default a sample run among the roots (a sweep's points), with
 `against` that sample run."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from jobs.errors import TroopError
 from jobs.report.allocation import EqualCoverage
-from jobs.report.compare import PointRow, write_sweep_report
 from jobs.report.search import SearchComparison
-from jobs.report.write import Against, load_against, write_report
 from jobs.store.root import RunStore
 from jobs.store.sweep_root import is_sweep_root
 from jobs.usecases.root import load_root
+
+if TYPE_CHECKING:  # the writers import matplotlib (half a second): only commands that draw load them
+    from jobs.report.compare import PointRow
+    from jobs.report.write import Against
 
 
 @dataclass
@@ -32,11 +36,15 @@ class ReportResult:
 
 
 def report_of(stores: list[RunStore], out: RunStore, against: Against | None = None) -> ReportResult:
+    from jobs.report.write import write_report
+
     written = write_report(stores, out, against=against)
     return ReportResult(out.url(written.index), equal_coverage=written.equal_coverage, search=written.search)
 
 
 def sweep_report_of(sweep_store: RunStore, out: RunStore, against: Against | None = None) -> ReportResult:
+    from jobs.report.compare import write_sweep_report
+
     written, k, rows, missing = write_sweep_report(sweep_store, out, against)
     return ReportResult(out.url(written.index), k, rows, missing, written.equal_coverage, written.search)
 
@@ -51,5 +59,7 @@ def report(roots: Sequence[str], out: str | None = None, against: str | None = N
     sweeps = [s.root for s in stores if is_sweep_root(s)]
     if sweeps and len(stores) > 1:
         raise TroopError(f"{sweeps[0]} is a sweep: report it alone (troop report {sweeps[0]}), its points are overlaid")
+    from jobs.report.write import load_against
+
     other = load_against(load_root(against)[1]) if against is not None else None
     return sweep_report_of(first, out_store, other) if sweeps else report_of(stores, out_store, other)

@@ -5,9 +5,12 @@ the gold self-check) is `prepare_verification`, shared with `troop run`; the per
 `jobs.stages.verification.VerifyWorker`, run on the executor's actors.
 """
 
+import threading
 import time
 from collections import Counter
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Callable
 
 import pyarrow as pa
 
@@ -106,20 +109,43 @@ class Verification:
     verifier: Verifier
     settings: VerifySettings
     summary: VerifySummary
+    self_check: Future | None = None  # the gold self-check, running while the caller connects to Ray
 
     def task(self, store: RunStore, unit_id: str) -> VerifyTask:
         return VerifyTask(store, unit_id, self.verifier.name, self.settings)
 
+    def settle(self) -> None:
+        """Waits for the gold self-check into the summary (raising what it raised); call it
+        once Ray is up, before the pool starts."""
+        if self.self_check is not None:
+            future, self.self_check = self.self_check, None
+            self.summary.gold_self_check = future.result()
+
 
 def prepare_verification(config: VerifyConfig, problems: pa.Table, where: str) -> Verification:
     """Checks the verifier, its settings and its payload columns against `problems` (read
-    once by the caller), before anything starts."""
+    once by the caller), before anything starts, and starts the gold self-check in a thread:
+    it parses every gold answer (about a second for MATH's 500 with the math helper) while
+    the caller waits for Ray to start; `Verification.settle` collects it."""
     verifier = resolve_verifier(config.verifier)
     settings = verify_settings(config)
     summary = VerifySummary(verifier_key(config.verifier, settings))
     payloads_of(problems, verifier, where)
-    summary.gold_self_check = gold_self_check(problems, verifier, settings)
-    return Verification(verifier, settings, summary)
+    return Verification(verifier, settings, summary, in_background(gold_self_check, problems, verifier, settings))
+
+
+def in_background(function: Callable, *args) -> Future:
+    """`function(*args)` in a daemon thread; its result, or what it raised, in the future."""
+    future: Future = Future()
+
+    def run():
+        try:
+            future.set_result(function(*args))
+        except BaseException as err:  # noqa: BLE001 - handed to whoever waits for the result
+            future.set_exception(err)
+
+    threading.Thread(target=run, name="troop-gold-self-check", daemon=True).start()
+    return future
 
 
 def unverified_units(store: RunStore, key: str, sample_units: set[str] | None = None) -> list[str]:
@@ -145,9 +171,11 @@ def verify_run(store: RunStore, config: VerifyConfig, pool: UnitExecutor | None 
     began = time.perf_counter()
     tasks = [job.task(store, unit_id) for unit_id in todo]
     if pool is not None:
+        job.settle()
         job.summary.failed.update(pool.run(tasks, job.summary.add).failed)
     else:
         cluster.connect(None, store.root, shared_filesystem)  # a local Ray, or the cluster RAY_ADDRESS names
+        job.settle()
         with cluster.verification(config) as own:
             job.summary.failed.update(own.run(tasks, job.summary.add).failed)
     job.summary.seconds = time.perf_counter() - began
