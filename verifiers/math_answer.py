@@ -397,6 +397,7 @@ class MathChecker:
         self._conn = None
         self._overran: set = set()  # comparisons that overran: a timeout at once from now on
         self._careful = False  # the next batch sends every verdict on its own
+        self._starting = False  # a helper was started and has not said it is ready yet
 
     def check(self, text: str, answer: str) -> Verdict:
         return self.check_many([(text, answer)])[0]
@@ -459,11 +460,18 @@ class MathChecker:
     def _timeout(self) -> Verdict:
         return Verdict(False, "timeout", None, f"math-verify took over {self.timeout_s:g} s")
 
-    def _helper(self):
+    def start(self) -> None:
+        """Starts the helper without waiting for it (its imports overlap the caller's reading of
+        a unit); the first check waits until it is up."""
         if self._process is None or not self._process.is_alive():
             self._kill()
             # The helper's parent-death signal is tied to the thread that starts it.
             self._process, self._conn = in_lasting_thread(self._start)
+            self._starting = True
+
+    def _helper(self):
+        self.start()
+        if self._starting:
             try:
                 # Start-up (imports, first parses) is not a check: no timeout, as long as it lives.
                 while not self._conn.poll(1.0):
@@ -474,6 +482,7 @@ class MathChecker:
                 code = self._exit_code()
                 self._kill()
                 raise RuntimeError(f"the math checker process exited while starting (exit code {code})") from None
+            self._starting = False
         return self._conn
 
     def _start(self):

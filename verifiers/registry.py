@@ -98,6 +98,9 @@ class MathAnswerChecker:
     def check(self, text: str, payload: dict) -> Verdict:
         return self.checker.check(text, payload["answer"])
 
+    def start(self) -> None:
+        self.checker.start()
+
     def check_many(self, items: list[tuple[str, dict]]) -> list[Verdict]:
         return self.checker.check_many([(text, payload["answer"]) for text, payload in items])
 

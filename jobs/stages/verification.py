@@ -141,9 +141,11 @@ class VerifyWorker:
     def run_unit(self, task: VerifyTask) -> VerifyStats:
         verifier = get_verifier(task.verifier)
         store = task.store
-        samples = store.read_table(store.sample_unit(task.unit_id), columns=["problem_id", "sample_idx", "text"])
         key = verifier.key(task.settings)
         checker = self._checker(verifier, task.settings, key)
+        if hasattr(checker, "start"):  # a helper process starts while the unit is read
+            checker.start()
+        samples = store.read_table(store.sample_unit(task.unit_id), columns=["problem_id", "sample_idx", "text"])
         verdicts, checked = verify_samples(samples, self._payloads_of(store, verifier), checker)
         store.write_table(store.verdict_unit(key, task.unit_id), verdicts, VERDICTS_SCHEMA)
         statuses = Counter(verdicts["status"].to_pylist())
