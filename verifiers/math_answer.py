@@ -316,8 +316,8 @@ class Judge:
     def _matches(self, gold: list, gold_keys: list, predicted: list, predicted_keys: Optional[tuple]) -> bool:
         """math-verify's `verify(gold, predicted)`: whether any (gold value, predicted value) pair
         matches, each pair compared alone, as verify compares them. A pair of values seen before
-        (another spelling of an answer often parses to the same value: `\\sqrt{12}` and
-        `2\\sqrt{3}`) is not compared again."""
+        (another spelling of an answer often parses to the same value: `2\\sqrt{3}` and
+        `2 \\sqrt 3`, `(3, 17)` and `(3,17)`) is not compared again."""
         predicted_keys = predicted_keys or [None] * len(predicted)
         for (g, g_key), (p, p_key) in product(zip(gold, gold_keys), zip(predicted, predicted_keys)):
             pair = (g_key, p_key) if g_key is not None and p_key is not None else None

@@ -161,3 +161,12 @@ def test_problem_files_that_are_not_problem_sets(tmp_path, tiny_model, name, con
     )
     assert_refused(troop("run", str(config)), *fragments)
     assert not (tmp_path / "root").exists()
+
+
+def test_the_cli_does_not_load_the_report_writers_until_it_draws():
+    """matplotlib is half a second of every command's start: only `troop report` (and `troop
+    run`'s report at its end) loads it. `python -m jobs` imports the CLI only when run."""
+    code = ("import sys, jobs.cli.main; assert 'matplotlib' not in sys.modules, 'matplotlib imported'; "
+            "import jobs.__main__; import jobs.cli; print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert done.stdout.strip() == "ok", done.stderr

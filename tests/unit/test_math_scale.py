@@ -228,3 +228,32 @@ def test_a_helper_killed_during_a_batch_fails_that_sample_only():
         checker.close()
     assert [v.status for v in verdicts] == ["pass", "error", "pass"]
     assert verdicts[1].detail == "the math checker died (exit code -9)"
+
+
+def test_a_started_helper_is_waited_for_by_the_first_check_and_started_once():
+    checker = MathChecker(timeout_s=30.0)
+    try:
+        checker.start()
+        helper = checker._process
+        checker.start()  # already starting: no second process
+        assert checker._process is helper
+        assert checker.check_many([("\\boxed{2}", "2"), ("\\boxed{3}", "2")]) == [
+            Verdict(True, "pass", "2", ""), Verdict(False, "fail", "3", "expected 2")]
+        assert checker._process is helper
+    finally:
+        checker.close()
+
+
+def test_spellings_of_one_value_are_compared_once():
+    """`2\\sqrt{3}` and `2 \\sqrt 3` parse to one sympy value: one sympy comparison for both
+    (each verdict is still math-verify's own; `\\sqrt{12}` stays a value of its own)."""
+    judge = Judge(MathOptions())
+    compared = []
+    verify = judge._verify
+    judge._verify = lambda gold, predicted, **kw: compared.append((gold, predicted)) or verify(gold, predicted, **kw)
+    texts = ["So \\boxed{\\sqrt{12}}.", "So \\boxed{2\\sqrt{3}}.", "So \\boxed{2 \\sqrt 3}.", "So \\boxed{3\\sqrt{2}}."]
+    verdicts = [judge.verdict(text, "2\\sqrt{3}") for text in texts]
+    assert verdicts == [math_verdict(text, "2\\sqrt{3}") for text in texts]
+    assert [v[0] for v in verdicts] == [True, True, True, False]
+    sympy_pairs = [(g[0], p[0]) for g, p in compared if not isinstance(g[0], str) and not isinstance(p[0], str)]
+    assert [str(p) for _, p in sympy_pairs] == ["sqrt(12)", "2*sqrt(3)", "3*sqrt(2)"]  # not once per spelling
