@@ -11,11 +11,13 @@ thought that all differ. So the helper (`Judge`) parses each gold answer once, f
 completion's final answer where math-verify would (`FinalAnswerSearch`: its own search, run
 only over the end of the text that can hold it), parses each distinct answer once, and keeps
 the verdict of each (gold, parsed answer) pair: samples ending in the same answer cost one
-sympy comparison. The worker sends many checks per round trip (`MathChecker.check_many`); the
-helper sends verdicts back in runs, and announces each step that is not a cache hit, so an
-overrun is still one sample's `timeout`, and a parsed answer that overran once is not compared
-again on this worker. Verdicts equal
-`math_verdict`'s, math-verify called on each sample alone (the tests compare them row by row).
+sympy comparison, and spellings of one value (`(3, 17)`, `(3,17)`) share it. Its LaTeX parses
+reuse the parse tree of every earlier answer of the same tokens (`verifiers.latex_parse`).
+The worker sends many checks per round trip (`MathChecker.check_many`); the helper sends
+verdicts back in runs, and announces each step that is not a cache hit, so an overrun is still
+one sample's `timeout`, and a parsed answer that overran once is not compared again on this
+worker. Verdicts equal `math_verdict`'s, math-verify called on each sample alone (the tests
+compare them row by row).
 """
 
 import hashlib
