@@ -38,6 +38,7 @@ class VerifyStats:
     checked: int  # distinct (problem, completion) pairs actually run
     peak_rss_mb: float = 0.0  # the worker process's peak resident memory so far
     notes: dict = field(default_factory=dict)  # what the checker found besides verdicts (gold self-checks)
+    golds: dict = field(default_factory=dict)  # problem id -> its gold answer verifies as itself (answer checkers)
 
 
 def resolve_verifier(name: str) -> Verifier:
@@ -90,6 +91,19 @@ def verify_samples(samples: pa.Table, payloads: dict[str, dict], checker: Checke
         rows["answer"].append(verdict.answer)
         rows["detail"].append(verdict.detail)
     return pa.table(rows, schema=VERDICTS_SCHEMA), len(distinct)
+
+
+def gold_self_check(verifier: Verifier, settings: VerifySettings, payloads: dict[str, dict], problem_ids,
+                    checker: Checker) -> dict[str, bool]:
+    """Whether each problem's gold answer, written as a completion, verifies as itself ({} for
+    verifiers without a gold answer): below 100% the checker misreads some gold answers. Run
+    where the unit's samples are checked, by the same warm checker, which parses each gold
+    answer for them anyway."""
+    if verifier.gold_as_completion is None:
+        return {}
+    ids = [pid for pid in dict.fromkeys(problem_ids) if payloads[pid].get("answer") is not None]
+    items = [(verifier.gold_as_completion(str(payloads[pid]["answer"]), settings.extract), payloads[pid]) for pid in ids]
+    return {pid: verdict.passed for pid, verdict in zip(ids, _checked_all(checker, items))}
 
 
 def _checked_all(checker: Checker, items: list[tuple[str, dict]]) -> list[Verdict]:
@@ -146,13 +160,15 @@ class VerifyWorker:
         if hasattr(checker, "start"):  # a helper process starts while the unit is read
             checker.start()
         samples = store.read_table(store.sample_unit(task.unit_id), columns=["problem_id", "sample_idx", "text"])
-        verdicts, checked = verify_samples(samples, self._payloads_of(store, verifier), checker)
+        payloads = self._payloads_of(store, verifier)
+        verdicts, checked = verify_samples(samples, payloads, checker)
+        golds = gold_self_check(verifier, task.settings, payloads, verdicts["problem_id"].to_pylist(), checker)
         store.write_table(store.verdict_unit(key, task.unit_id), verdicts, VERDICTS_SCHEMA)
         statuses = Counter(verdicts["status"].to_pylist())
         passed = sum(verdicts["passed"].to_pylist())
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
         notes = checker.notes() if hasattr(checker, "notes") else {}
-        return VerifyStats(task.unit_id, verdicts.num_rows, passed, dict(statuses), checked, peak, notes)
+        return VerifyStats(task.unit_id, verdicts.num_rows, passed, dict(statuses), checked, peak, notes, golds)
 
     def close(self) -> None:
         for checker in self._checkers.values():

@@ -94,7 +94,6 @@ def run_adaptive(config: JobConfig, plan: RunPlan, pool: UnitExecutor | None, cl
     done = store.unit_ids(layout.SAMPLES)
     to_generate = [g for g in released if g.unit_id not in done]
     cluster.connect(config.cluster.address, config.run.root, config.run.shared_filesystem)
-    verification.settle()
     own_pool = cluster.generation(config) if pool is None and (to_generate or not schedule.finished) else None
     engines = pool or own_pool
     if engines is not None and engines.stage.identity != engine_spec(config):

@@ -70,8 +70,6 @@ def generate_and_follow(config: JobConfig, pool: UnitExecutor | None = None, pla
     # A search's PRM scores the trajectories as it makes them (jobs.stages.search): no scoring stage.
     scorer = check_scorer(config.score) if config.score.model is not None and not is_search(config) else None
     cluster.connect(config.cluster.address, config.run.root, config.run.shared_filesystem)
-    if verification is not None:
-        verification.settle()
     # Generation first: its actors take the GPUs and their CPUs; verification gets what is left.
     own_pool = cluster.generation(config) if pool is None and plan.todo else None
     generation_over = threading.Event()

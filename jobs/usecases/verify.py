@@ -1,16 +1,14 @@
 """`troop verify`: verdicts for every sample unit of a root that has none for a verifier yet.
 
-What is settled before a pool starts (the verifier, its settings and key, the payload columns,
-the gold self-check) is `prepare_verification`, shared with `troop run`; the per-unit work is
-`jobs.stages.verification.VerifyWorker`, run on the executor's actors.
+What is settled before a pool starts (the verifier, its settings and key, the payload columns)
+is `prepare_verification`, shared with `troop run`; the per-unit work, the gold self-check of
+the unit's problems included, is `jobs.stages.verification.VerifyWorker`, run on the
+executor's actors.
 """
 
-import threading
 import time
 from collections import Counter
-from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pyarrow as pa
 
@@ -19,7 +17,7 @@ from jobs.cluster.pools import RAY, Cluster
 from jobs.config import VerifyConfig
 from jobs.errors import StoreError, TroopError
 from jobs.stages.verification import (
-    VerifyStats, VerifyTask, _checked_all, payloads_of, resolve_verifier, verifier_key, verify_settings,
+    VerifyStats, VerifyTask, payloads_of, resolve_verifier, verifier_key, verify_settings,
 )
 from jobs.store import layout
 from jobs.store.root import RunStore
@@ -37,10 +35,16 @@ class VerifySummary:
     statuses: Counter = field(default_factory=Counter)
     seconds: float = 0.0
     worker_peak_rss_mb: float = 0.0  # the largest peak resident memory any verification worker reported
-    gold_self_check: tuple[int, int] | None = None  # (gold answers that verify as themselves, all)
+    golds: dict = field(default_factory=dict)  # problem id -> its gold answer verifies as itself (answer checkers)
     # The patch verifier's gold self-checks: problem id -> {flaky: [node ids], broken, runs}.
     gold_notes: dict = field(default_factory=dict)
     failed: dict = field(default_factory=dict)  # unit id -> (status, reason): no verdict file (failed every attempt)
+
+    @property
+    def gold_self_check(self) -> tuple[int, int] | None:
+        """(gold answers that verify as themselves, all) of the problems verified; None for
+        verifiers without a gold answer."""
+        return (sum(self.golds.values()), len(self.golds)) if self.golds else None
 
     def check(self, root: str) -> None:
         """A TroopError naming the units whose verification failed every attempt, if any."""
@@ -59,6 +63,7 @@ class VerifySummary:
         self.statuses.update(stats.statuses)
         self.worker_peak_rss_mb = max(self.worker_peak_rss_mb, stats.peak_rss_mb)
         self.gold_notes.update(stats.notes)
+        self.golds.update(stats.golds)
 
 
 def stored_verifier_key(store: RunStore, name: str, config: VerifyConfig) -> str:
@@ -82,70 +87,27 @@ def stored_verifier_key(store: RunStore, name: str, config: VerifyConfig) -> str
     )
 
 
-def gold_self_check(problems: pa.Table, verifier: Verifier, settings: VerifySettings) -> tuple[int, int] | None:
-    """How many gold answers pass when checked as completions, of how many; None for
-    verifiers without a gold answer. Below 100% means the checker misreads some gold answers.
-    A checker that takes batches (the math helper) gets them in batches, not one round trip each."""
-    if verifier.gold_as_completion is None or "answer" not in problems.column_names:
-        return None
-    answers = [a for a in problems["answer"].to_pylist() if a is not None]
-    items = [(verifier.gold_as_completion(str(a), settings.extract), {"answer": a}) for a in answers]
-    checker = verifier.open(settings)
-    try:
-        if getattr(checker, "check_many", None) is not None:
-            agree = sum(verdict.passed for verdict in _checked_all(checker, items))
-        else:
-            agree = sum(checker.check(text, payload).passed for text, payload in items)
-    finally:
-        checker.close()
-    return agree, len(answers)
-
-
 @dataclass
 class Verification:
     """What `troop verify` and `troop run` settle before a pool starts: the verifier, its
-    settings and key, the problems' gold self-check, and a summary to fill."""
+    settings and key, and a summary to fill."""
 
     verifier: Verifier
     settings: VerifySettings
     summary: VerifySummary
-    self_check: Future | None = None  # the gold self-check, running while the caller connects to Ray
 
     def task(self, store: RunStore, unit_id: str) -> VerifyTask:
         return VerifyTask(store, unit_id, self.verifier.name, self.settings)
 
-    def settle(self) -> None:
-        """Waits for the gold self-check into the summary (raising what it raised); call it
-        once Ray is up, before the pool starts."""
-        if self.self_check is not None:
-            future, self.self_check = self.self_check, None
-            self.summary.gold_self_check = future.result()
-
 
 def prepare_verification(config: VerifyConfig, problems: pa.Table, where: str) -> Verification:
     """Checks the verifier, its settings and its payload columns against `problems` (read
-    once by the caller), before anything starts, and starts the gold self-check in a thread:
-    it parses every gold answer (about a second for MATH's 500 with the math helper) while
-    the caller waits for Ray to start; `Verification.settle` collects it."""
+    once by the caller), before anything starts."""
     verifier = resolve_verifier(config.verifier)
     settings = verify_settings(config)
     summary = VerifySummary(verifier_key(config.verifier, settings))
     payloads_of(problems, verifier, where)
-    return Verification(verifier, settings, summary, in_background(gold_self_check, problems, verifier, settings))
-
-
-def in_background(function: Callable, *args) -> Future:
-    """`function(*args)` in a daemon thread; its result, or what it raised, in the future."""
-    future: Future = Future()
-
-    def run():
-        try:
-            future.set_result(function(*args))
-        except BaseException as err:  # noqa: BLE001 - handed to whoever waits for the result
-            future.set_exception(err)
-
-    threading.Thread(target=run, name="troop-gold-self-check", daemon=True).start()
-    return future
+    return Verification(verifier, settings, summary)
 
 
 def unverified_units(store: RunStore, key: str, sample_units: set[str] | None = None) -> list[str]:
@@ -171,11 +133,9 @@ def verify_run(store: RunStore, config: VerifyConfig, pool: UnitExecutor | None 
     began = time.perf_counter()
     tasks = [job.task(store, unit_id) for unit_id in todo]
     if pool is not None:
-        job.settle()
         job.summary.failed.update(pool.run(tasks, job.summary.add).failed)
     else:
         cluster.connect(None, store.root, shared_filesystem)  # a local Ray, or the cluster RAY_ADDRESS names
-        job.settle()
         with cluster.verification(config) as own:
             job.summary.failed.update(own.run(tasks, job.summary.add).failed)
     job.summary.seconds = time.perf_counter() - began

@@ -1,16 +1,11 @@
-"""The driver's Ray session: a command stops only the Ray it started itself, and the gold
-self-check that runs while Ray starts hands its result, or its error, to whoever settles it."""
+"""The driver's Ray session: a command stops only the Ray it started itself."""
 
 import sys
 import types
 
-import pyarrow as pa
 import pytest
 
 from jobs.cluster import session
-from jobs.config import VerifyConfig
-from jobs.errors import TroopError
-from jobs.usecases.verify import in_background, prepare_verification
 
 
 class FakeRay(types.ModuleType):
@@ -54,23 +49,3 @@ def test_a_session_opened_before_the_command_is_left_open(fake_ray):
     session.init_ray(None)
     session.end_ray()
     assert ray.calls == [] and ray.initialized
-
-
-def test_the_background_self_check_hands_over_its_result_or_its_error():
-    assert in_background(lambda a, b: a + b, 2, 3).result(timeout=10) == 5
-
-    def fails():
-        raise TroopError("gold answers unreadable")
-
-    with pytest.raises(TroopError, match="gold answers unreadable"):
-        in_background(fails).result(timeout=10)
-
-
-def test_prepared_verification_settles_the_gold_self_check_once():
-    problems = pa.table({"problem_id": ["a", "b", "c"], "answer": ["3", "$1,000", "no number"]})
-    job = prepare_verification(VerifyConfig(verifier="numeric"), problems, "problems.parquet")
-    assert job.summary.gold_self_check is None  # running, not settled
-    job.settle()
-    assert job.summary.gold_self_check == (2, 3)
-    job.settle()
-    assert job.summary.gold_self_check == (2, 3)

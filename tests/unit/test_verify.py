@@ -14,7 +14,7 @@ from jobs.store.verified import VerifiedReader
 from jobs.store.root import RunStore
 from jobs.config import VerifyConfig
 from doubles import InlineExecutor
-from jobs.usecases.verify import gold_self_check, verify_run
+from jobs.usecases.verify import verify_run
 from jobs.stages.verification import VerifyWorker, resolve_verifier, verify_settings
 from verifiers import VERDICTS_SCHEMA, get_verifier
 from workers.samples import SAMPLES_SCHEMA
@@ -173,13 +173,18 @@ def test_a_changed_setting_verifies_beside_the_old_verdicts(store):
     assert verify(store, timeout_s=3.0).units == 0
 
 
-def test_gold_self_check_counts_gold_answers_that_verify_as_themselves():
-    problems = pa.table({"problem_id": ["a", "b", "c"], "answer": ["3", "$1,000", "no number"]})
-    settings = verify_settings(VerifyConfig())
-    assert gold_self_check(problems, get_verifier("numeric"), settings) == (2, 3)
-    assert gold_self_check(problems, get_verifier("exact"), settings) == (3, 3)
-    assert gold_self_check(problems.drop_columns(["answer"]), get_verifier("numeric"), settings) is None
-    assert gold_self_check(problems, get_verifier("unit_tests"), settings) is None
+@pytest.mark.parametrize("verifier, expected", [("numeric", (2, 3)), ("exact", (3, 3))])
+def test_gold_self_check_counts_gold_answers_that_verify_as_themselves(tmp_path, verifier, expected):
+    """Each verified unit's problems: their gold answers, written as completions, checked by the
+    worker's own checker; a gold answer without a number does not verify as a number."""
+    store = RunStore(str(tmp_path / "run"))
+    store.write_table(store.problems, pa.table({"problem_id": ["a", "b", "c"], "prompt": ["A?", "B?", "C?"],
+                                                "answer": ["3", "$1,000", "no number"]}))
+    store.write_table(store.sample_unit("u1"), samples_of([("a", 0, "3", 1), ("b", 0, "1000", 1)]), SAMPLES_SCHEMA)
+    store.write_table(store.sample_unit("u2"), samples_of([("c", 0, "x", 1), ("a", 1, "4", 1)]), SAMPLES_SCHEMA)
+    summary = verify(store, verifier)
+    assert summary.gold_self_check == expected
+    assert summary.golds == {"a": True, "b": True, "c": verifier == "exact"}
 
 
 def test_verify_reports_the_gold_self_check(store):
