@@ -1,6 +1,6 @@
 """Math verification throughput: `troop verify` with the `math` verifier against math-verify per sample.
 
-    .venv/bin/python bench/mathcheck.py [--problems 500] [--n 64] [--chars 4000,8000] [--workers W] [--seed 0] [--repeat 3]
+    .venv/bin/python bench/mathcheck.py [--problems 500] [--n 64] [--chars 4000,8000] [--workers W] [--seed 0] [--rounds 3]
 
 One command, one MATH-like pool built by code in a temporary root (problems.parquet with
 `answer`, sample units of 2,048 samples as `troop generate` writes them): gold answers that are
@@ -18,11 +18,10 @@ of problems a wrong answer; each usually in one spelling, 20% of the time in ano
   `verify(parse(gold), parse(text))` per sample with math-verify's defaults (its own SIGALRM
   timeouts on; the gold read as `$gold$` first, as Troop reads MATH's bare LaTeX), timed whole
   and its loop alone.
-`troop verify` runs `--repeat` times (3), each on the pool afresh, and the medians are
-compared: on a shared 2-core machine its whole-process time varies by about a second from run
-to run (the loop's 70 s by about as much). The verdicts of each run are compared with the
-loop's sample by sample. Prints both whole-process times, both rates and the ratios (goal: 5x
-whole process, 10x in rate).
+The bench runs `--rounds` (3) rounds, each the loop and then `troop verify` on the pool afresh,
+and prints each round's ratios and their medians: on this shared 2-core machine speed drifts by
+10-20% over minutes, and the two runs of a round see the same spell. Each round's verdicts are
+compared with the loop's sample by sample. Goal: 5x whole process, 10x in rate.
 """
 
 import argparse
@@ -211,8 +210,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="verify.workers (default: troop's own)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--chars", default="4000,8000", help="length range of a chain of thought, in characters")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="troop verify runs of the pool (the median is compared: whole-process times vary by a second here)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of (math-verify loop, then troop verify); the ratios of each round and their median "
+                             "are printed: this machine's speed drifts over minutes, a round's two runs see the same")
     args = parser.parse_args()
     chars = tuple(int(c) for c in args.chars.split(","))
 
@@ -222,33 +222,26 @@ def main() -> None:
         samples = args.problems * args.n
         print(f"pool: {args.problems} problems x n={args.n} = {samples:,} samples, all texts distinct, "
               f"{chars[0]:,}-{chars[1]:,} characters each")
-
-        mv_whole, mv = run_math_verify(root, os.path.join(tmp, "math_verify.json"))
-        mv_rate = samples / mv["loop_s"]
-        print(f"math-verify per sample: whole process {mv_whole:.1f} s (reading {mv['start_s']:.1f} s, "
-              f"loop {mv['loop_s']:.1f} s): {mv_rate:,.0f} samples/s")
-
-        runs = []
-        for _ in range(args.repeat):  # each run verifies the pool afresh
-            shutil.rmtree(os.path.join(root, "verdicts"), ignore_errors=True)
+        whole_ratios, rate_ratios = [], []
+        for round_ in range(1, args.rounds + 1):
+            mv_whole, mv = run_math_verify(root, os.path.join(tmp, "math_verify.json"))
+            mv_rate = samples / mv["loop_s"]
+            shutil.rmtree(os.path.join(root, "verdicts"), ignore_errors=True)  # troop verifies the pool afresh
             troop_whole, output = run_troop(root, args.workers)
             passed, statuses, steady = troop_verdicts(store)
-            runs.append((troop_whole, steady))
-            printed = re.search(r"([\d,]+) samples/s", output)
-            print(f"troop verify: whole process {troop_whole:.1f} s; printed rate {printed.group(1) if printed else '?'} "
-                  f"samples/s (Ray and pool start included); after start-up {steady:,.0f} samples/s")
             disagree = [k for k, v in mv["passed"].items() if passed.get(k) != v]
-            print(f"   verdicts: {len(passed):,} ({', '.join(f'{k} {v:,}' for k, v in sorted(statuses.items()))}); "
-                  f"{len(disagree)} disagree with math-verify per sample{': ' + ', '.join(disagree[:5]) if disagree else ''}")
-        troop_whole = statistics.median(whole for whole, _ in runs)
-        steady = statistics.median(rate for _, rate in runs)
-        if args.repeat > 1:
-            print(f"troop verify, median of {args.repeat} runs: whole process {troop_whole:.1f} s, "
-                  f"after start-up {steady:,.0f} samples/s")
-        print("last run's output:\n   " + "\n   ".join(line for line in output.splitlines()
-                                                    if "verified" in line or "self-check" in line))
-        print(f"\nwhole process: math-verify / troop = {mv_whole / troop_whole:.1f}x")
-        print(f"verification rate after start-up: troop / math-verify loop = {steady / mv_rate:.1f}x")
+            whole_ratios.append(mv_whole / troop_whole)
+            rate_ratios.append(steady / mv_rate)
+            print(f"round {round_}: math-verify per sample {mv_whole:.1f} s whole (loop {mv['loop_s']:.1f} s, "
+                  f"{mv_rate:,.0f} samples/s); troop verify {troop_whole:.1f} s whole, {steady:,.0f} samples/s after "
+                  f"start-up; {whole_ratios[-1]:.1f}x whole process, {rate_ratios[-1]:.1f}x in rate; "
+                  f"{len(disagree)} of {len(passed):,} verdicts differ{': ' + ', '.join(disagree[:5]) if disagree else ''} "
+                  f"({', '.join(f'{k} {v:,}' for k, v in sorted(statuses.items()))})")
+        print("last troop run's output:\n   " + "\n   ".join(line for line in output.splitlines()
+                                                          if "verified" in line or "self-check" in line))
+        print(f"\nwhole process: math-verify / troop = {statistics.median(whole_ratios):.1f}x (median of {args.rounds} rounds)")
+        print(f"verification rate after start-up: troop / math-verify loop = {statistics.median(rate_ratios):.1f}x "
+              f"(median of {args.rounds} rounds)")
 
 
 if __name__ == "__main__":

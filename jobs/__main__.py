@@ -7,6 +7,6 @@ imports (Ray, the config, pyarrow: half a second)."""
 import sys
 
 if __name__ == "__main__":
-    from jobs.cli.main import main
+    from jobs.cli import main
 
     sys.exit(main())
