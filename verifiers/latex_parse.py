@@ -91,6 +91,8 @@ def _converter_class():
             lexer.addErrorListener(self.MathErrorListener(latex_str))
             stream = CommonTokenStream(lexer)
             stream.fill()
+            # A string is keyed by all its tokens, EOF included: a parse the conversion starts on a
+            # part of the string (fewer tokens) never rebinds the tree being converted.
             key = tuple((token.type, token.channel) for token in stream.tokens)
             kept = _trees().get(key)
             if kept is not None:
