@@ -98,14 +98,30 @@ def training_questions() -> list[tuple[str, str]]:
     return pairs
 
 
-def build_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
+def save_tokenizer(tokenizer: PreTrainedTokenizerFast, out: str) -> None:
+    tokenizer.save_pretrained(out)
+    # transformers 5 records its own class name ("TokenizersBackend"); the generic name loads in
+    # transformers 4 and 5 alike (vLLM builds for GPUs may pin either).
+    config_path = os.path.join(out, "tokenizer_config.json")
+    with open(config_path) as handle:
+        tokenizer_config = json.load(handle)
+    tokenizer_config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    with open(config_path, "w") as handle:
+        json.dump(tokenizer_config, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+
+
+def build_tokenizer(texts: list[str], vocab_size: int, extra_special_tokens: tuple[str, ...] = (),
+                    max_length: int = 256) -> PreTrainedTokenizerFast:
+    """Byte-level BPE, digits one per token, <bos> prepended; `extra_special_tokens` (the search
+    demo's PRM step token) join the special tokens, so one tokenizer can serve two models."""
     tokenizer = Tokenizer(models.BPE(unk_token=UNK))
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
     )
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=[PAD, BOS, EOS, UNK], show_progress=False
+        vocab_size=vocab_size, special_tokens=[PAD, BOS, EOS, UNK, *extra_special_tokens], show_progress=False
     )
     tokenizer.train_from_iterator(texts, trainer=trainer)
     bos_id = tokenizer.token_to_id(BOS)
@@ -118,7 +134,8 @@ def build_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFas
         eos_token=EOS,
         pad_token=PAD,
         unk_token=UNK,
-        model_max_length=256,
+        **({"additional_special_tokens": list(extra_special_tokens)} if extra_special_tokens else {}),
+        model_max_length=max_length,
         clean_up_tokenization_spaces=False,
     )
 
@@ -233,16 +250,7 @@ def main() -> None:
         max_new_tokens=8,
     )
     model.save_pretrained(args.out, safe_serialization=True)
-    tokenizer.save_pretrained(args.out)
-    # transformers 5 records its own class name ("TokenizersBackend"); the generic name loads in
-    # transformers 4 and 5 alike (vLLM builds for GPUs may pin either).
-    config_path = os.path.join(args.out, "tokenizer_config.json")
-    with open(config_path) as handle:
-        tokenizer_config = json.load(handle)
-    tokenizer_config["tokenizer_class"] = "PreTrainedTokenizerFast"
-    with open(config_path, "w") as handle:
-        json.dump(tokenizer_config, handle, indent=2, sort_keys=True)
-        handle.write("\n")
+    save_tokenizer(tokenizer, args.out)
     reloaded = AutoTokenizer.from_pretrained(args.out)
     probe = format_prompt(12, "-", 34) + " -22"
     assert reloaded(probe)["input_ids"] == tokenizer(probe)["input_ids"], "saved tokenizer differs"

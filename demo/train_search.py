@@ -144,7 +144,6 @@ Usage::
 """
 
 import argparse
-import json
 import math
 import os
 import random
@@ -154,18 +153,19 @@ import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the other demo scripts
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers  # noqa: E402
 from transformers import (AutoTokenizer, GenerationConfig, LlamaConfig, LlamaForCausalLM,  # noqa: E402
                           PreTrainedTokenizerFast, Qwen2Config, Qwen2Model)
 
 from jobs.problems.chains import STEP_SEPARATOR, chain_completion, chain_rows, chain_values  # noqa: E402
+from train_model import build_tokenizer as build_demo_tokenizer, save_tokenizer  # noqa: E402
+from train_reward import auc  # noqa: E402
 from verifiers.numeric import check_numeric  # noqa: E402
 from workers.reward import encode_input, reward_input, split_steps, with_step_tokens  # noqa: E402
 
-BOS, EOS, PAD, UNK = "<bos>", "<eos>", "<pad>", "<unk>"
 STEP_TOKEN = "<extra_0>"  # the PRM's step token (workers.reward.RewardSpec.step_token's default)
 EVAL_SET = dict(num_problems=100, seed=0)  # conf/demo_search.yaml's problems (3 to 5 operations)
 # How conf/demo_search.yaml samples: temperature 1.0, top_p 1.0, at most 96 new tokens, stop at <eos>.
@@ -205,43 +205,9 @@ def training_problems(count: int, seed: int) -> list[tuple[str, str, Chain]]:
 # --- the tokenizer (one for both models) ---
 
 def build_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    """demo/train_model.py's tokenizer (byte-level BPE, digits one per token, <bos> prepended),
-    with the PRM's step token as a special token, so that one tokenizer serves both models."""
-    tokenizer = Tokenizer(models.BPE(unk_token=UNK))
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
-    )
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=[PAD, BOS, EOS, UNK, STEP_TOKEN], show_progress=False
-    )
-    tokenizer.train_from_iterator(texts, trainer=trainer)
-    bos_id = tokenizer.token_to_id(BOS)
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, bos_id)]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        bos_token=BOS,
-        eos_token=EOS,
-        pad_token=PAD,
-        unk_token=UNK,
-        additional_special_tokens=[STEP_TOKEN],
-        model_max_length=MAX_LEN,
-        clean_up_tokenization_spaces=False,
-    )
-
-
-def save_tokenizer(tokenizer, out: str) -> None:
-    tokenizer.save_pretrained(out)
-    # As demo/train_model.py: the generic tokenizer class loads in transformers 4 and 5 alike.
-    config_path = os.path.join(out, "tokenizer_config.json")
-    with open(config_path) as handle:
-        tokenizer_config = json.load(handle)
-    tokenizer_config["tokenizer_class"] = "PreTrainedTokenizerFast"
-    with open(config_path, "w") as handle:
-        json.dump(tokenizer_config, handle, indent=2, sort_keys=True)
-        handle.write("\n")
+    """demo/train_model.py's tokenizer with the PRM's step token as a special token, so that one
+    tokenizer serves both models."""
+    return build_demo_tokenizer(texts, vocab_size, extra_special_tokens=(STEP_TOKEN,), max_length=MAX_LEN)
 
 
 # --- shared training helpers ---
@@ -579,17 +545,6 @@ def step_rewards(model, tokenizer, prompts: list[str], completions: list[str], b
 
 
 # --- evaluation ---
-
-def auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Probability that a random positive outscores a random negative (ties: half)."""
-    from scipy.stats import rankdata
-
-    ranks = rankdata(scores)
-    pos, neg = int(positive.sum()), int((~positive).sum())
-    if pos == 0 or neg == 0:
-        return float("nan")
-    return float((ranks[positive].sum() - pos * (pos + 1) / 2) / (pos * neg))
-
 
 def evaluate(policy, tokenizer, prm, seed: int) -> dict:
     """Samples EVAL_SAMPLES completions of each held-out problem, labels them (`numeric`, and
