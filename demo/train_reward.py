@@ -119,7 +119,6 @@ Usage::
 
 import argparse
 import copy
-import json
 import math
 import os
 import random
@@ -135,7 +134,7 @@ import torch  # noqa: E402
 from transformers import AutoTokenizer, LlamaForCausalLM, LlamaForSequenceClassification  # noqa: E402
 
 from jobs.problems.arithmetic import OPERATORS, arithmetic_rows, format_prompt  # noqa: E402
-from train_model import EVAL_SET, PROMPT_RE, held_out_questions  # noqa: E402
+from train_model import EVAL_SET, PROMPT_RE, held_out_questions, save_tokenizer  # noqa: E402
 from verifiers.numeric import check_numeric  # noqa: E402
 
 # How the demo samples (conf/demo.yaml): temperature 1.0, top_p 1.0, at most 8 new tokens, stop at <eos>.
@@ -377,15 +376,7 @@ def train(model, policy, examples: list[tuple[list[int], float, int]], groups: l
 def save(model, tokenizer, out: str) -> None:
     os.makedirs(out, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
-    # As demo/train_model.py: the generic tokenizer class loads in transformers 4 and 5 alike.
-    config_path = os.path.join(out, "tokenizer_config.json")
-    with open(config_path) as handle:
-        tokenizer_config = json.load(handle)
-    tokenizer_config["tokenizer_class"] = "PreTrainedTokenizerFast"
-    with open(config_path, "w") as handle:
-        json.dump(tokenizer_config, handle, indent=2, sort_keys=True)
-        handle.write("\n")
+    save_tokenizer(tokenizer, out)  # as demo/train_model.py writes it
 
 
 # --- evaluation ---
