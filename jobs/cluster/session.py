@@ -7,6 +7,8 @@ from jobs.cluster.placement import Node, alive_nodes
 from jobs.cluster.reach import check_root_reachable
 from jobs.errors import TroopError
 
+log = logging.getLogger(__name__)
+
 
 _connected_here = False  # this process's init_ray called ray.init (not a test's or a caller's session)
 
@@ -35,8 +37,28 @@ def end_ray() -> None:
     if _connected_here:
         import ray
 
+        _stop_local_monitor()
         ray.shutdown()
     _connected_here = False
+
+
+def _stop_local_monitor() -> None:
+    """Kills the autoscaler monitor of the local Ray this process started. `ray.shutdown()`
+    stops the GCS first and then sends the monitor SIGTERM, whose handler reports to the GCS
+    that is gone, until Ray kills it a second later: a second of every command's end. A local
+    Ray has nothing to autoscale; SIGKILL skips the handler (which would also tell the driver
+    that the autoscaler failed). Ray keeps its processes in `ray._private` (no public handle):
+    anything missing there leaves shutdown as it is."""
+    try:
+        from ray._private import ray_constants, worker
+
+        node = worker._global_node
+        monitors = node.all_processes.get(ray_constants.PROCESS_TYPE_MONITOR, []) if node.is_head() else []
+        for info in monitors:
+            info.process.kill()
+            info.process.wait(5)
+    except Exception:  # noqa: BLE001 - another Ray's internals: shutdown does it the slow way
+        log.debug("could not stop the local Ray's autoscaler monitor first", exc_info=True)
 
 
 def check_driver_reach(root: str, shared_filesystem: bool, count_nodes: Callable[[], int] | None = None) -> None:

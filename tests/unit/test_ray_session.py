@@ -1,11 +1,15 @@
 """The driver's Ray session: a command stops only the Ray it started itself."""
 
+import os
+import subprocess
 import sys
 import types
 
 import pytest
 
 from jobs.cluster import session
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class FakeRay(types.ModuleType):
@@ -30,6 +34,7 @@ def fake_ray(monkeypatch):
     def install(initialized: bool) -> FakeRay:
         ray = FakeRay(initialized)
         monkeypatch.setitem(sys.modules, "ray", ray)
+        monkeypatch.setitem(sys.modules, "ray._private", None)  # not the real one, which this process may have loaded
         monkeypatch.setattr(session, "_connected_here", False)
         return ray
     return install
@@ -49,3 +54,56 @@ def test_a_session_opened_before_the_command_is_left_open(fake_ray):
     session.init_ray(None)
     session.end_ray()
     assert ray.calls == [] and ray.initialized
+
+
+class FakeProcess:
+    def __init__(self, calls):
+        self.calls = calls
+
+    def kill(self):
+        self.calls.append("kill monitor")
+
+    def wait(self, timeout):
+        pass
+
+
+def test_the_autoscaler_monitor_of_a_local_ray_is_killed_before_shutdown(fake_ray, monkeypatch):
+    ray = fake_ray(initialized=False)
+    node = types.SimpleNamespace(is_head=lambda: True,
+                                 all_processes={"monitor": [types.SimpleNamespace(process=FakeProcess(ray.calls))]})
+    private = types.ModuleType("ray._private")
+    private.worker = types.SimpleNamespace(_global_node=node)
+    private.ray_constants = types.SimpleNamespace(PROCESS_TYPE_MONITOR="monitor")
+    monkeypatch.setitem(sys.modules, "ray._private", private)
+    session.init_ray(None)
+    session.end_ray()
+    assert ray.calls == ["init", "kill monitor", "shutdown"]
+
+
+def test_without_ray_internals_to_reach_shutdown_goes_on(fake_ray):
+    ray = fake_ray(initialized=False)  # `ray._private` cannot be imported
+    session.init_ray(None)
+    session.end_ray()
+    assert ray.calls == ["init", "shutdown"]
+
+
+@pytest.mark.slow
+def test_the_installed_rays_monitor_is_reached_and_killed(tmp_path):
+    """Against the Ray installed: `_stop_local_monitor` finds the monitor of a local Ray and
+    kills it while the GCS lives; the driver hears of no autoscaler failure."""
+    code = """if True:
+        import ray
+        from ray._private import ray_constants, worker
+        from jobs.cluster import session
+        session.init_ray(None)
+        processes = worker._global_node.all_processes
+        monitor = processes[ray_constants.PROCESS_TYPE_MONITOR][0].process
+        session._stop_local_monitor()
+        gcs = processes[ray_constants.PROCESS_TYPE_GCS_SERVER][0].process
+        print(monitor.poll() is not None, gcs.poll() is None)
+        session.end_ray()
+        print(ray.is_initialized())
+    """
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.stdout.split() == ["True", "True", "False"], done.stderr
+    assert "autoscaler failed" not in done.stderr.lower(), done.stderr
