@@ -2,6 +2,8 @@
 
 import os
 import pickle
+import subprocess
+import sys
 import uuid
 
 import fsspec
@@ -11,6 +13,8 @@ import pytest
 from jobs.errors import StoreError
 from jobs.store.root import TMP_PREFIX, RunStore
 from workers.samples import SAMPLES_SCHEMA
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture
@@ -105,6 +109,25 @@ def test_read_selected_columns(store):
     store.write_table(store.sample_unit("u1"), samples(), SAMPLES_SCHEMA)
     back = store.read_table(store.sample_unit("u1"), columns=["problem_id", "seed"])
     assert back.column_names == ["problem_id", "seed"] and back["seed"].to_pylist() == [100, 101, 102]
+
+
+def test_reading_a_column_the_file_lacks_is_an_error_naming_it(store):
+    store.write_table(store.sample_unit("u1"), samples(), SAMPLES_SCHEMA)
+    with pytest.raises(pa.ArrowInvalid, match="unit-u1.parquet has no column 'score'"):
+        store.read_table(store.sample_unit("u1"), columns=["problem_id", "score"])
+
+
+@pytest.mark.slow
+def test_reading_a_unit_loads_neither_pyarrow_dataset_nor_pandas(tmp_path):
+    """Their imports cost a process about 0.3 s of CPU at its first read (the driver's, before
+    Ray starts). Writing Parquet loads pandas (pyarrow's writer does), so this process writes."""
+    store = RunStore(str(tmp_path / "run"))
+    store.write_table(store.sample_unit("u1"), samples(), SAMPLES_SCHEMA)
+    code = ("import sys; from jobs.store.root import RunStore; store = RunStore(sys.argv[1]); "
+            "assert store.read_table(store.sample_unit('u1'), ['seed'])['seed'].to_pylist() == [100, 101, 102]; "
+            "print(sorted({'pyarrow.dataset', 'pandas'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code, store.root], capture_output=True, text=True, cwd=REPO)
+    assert done.stdout.strip() == "[]", done.stderr
 
 
 def test_text_round_trip_and_exists(store):
