@@ -1,8 +1,6 @@
-"""`python -m jobs`: the `troop` command.
-
-The CLI is imported under the guard: a helper process started with multiprocessing's spawn
-(the math checker's) imports this module as its own main, and must not pay for the CLI's
-imports (Ray, the config, pyarrow: half a second)."""
+"""`python -m jobs`: the `troop` command. The CLI is imported under the guard: a process that
+imports this module as its main without running it (multiprocessing's spawn does) does not pay
+for the CLI's imports (the config, pyarrow: half a second)."""
 
 import sys
 

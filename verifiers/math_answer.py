@@ -23,7 +23,6 @@ compare them row by row).
 import hashlib
 import importlib.metadata
 import logging
-import multiprocessing
 import os
 import re
 import time
@@ -34,6 +33,7 @@ from typing import Callable, Optional
 
 from verifiers import latex_parse
 from verifiers.extract import final_span
+from verifiers.helper import start_helper
 from verifiers.numeric import canonical_number
 from verifiers.sandbox import die_with_parent, in_lasting_thread
 from verifiers.verdict import Verdict
@@ -488,14 +488,7 @@ class MathChecker:
         return self._conn
 
     def _start(self):
-        # spawn: forking a process that runs threads (a Ray worker does) can deadlock.
-        context = multiprocessing.get_context("spawn")
-        parent_end, child_end = context.Pipe()
-        process = context.Process(target=_serve, args=(child_end, os.getpid(), self.options), daemon=True,
-                                  name="troop-math-checker")
-        process.start()
-        child_end.close()
-        return process, parent_end
+        return start_helper(_serve, os.getpid(), self.options)
 
     def _kill(self) -> None:
         if self._process is not None:
