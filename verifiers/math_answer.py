@@ -31,7 +31,7 @@ from functools import lru_cache
 from itertools import groupby, product
 from typing import Callable, Optional
 
-from verifiers import latex_parse
+from verifiers import constant_eq, latex_parse
 from verifiers.extract import final_span
 from verifiers.helper import start_helper
 from verifiers.numeric import canonical_number
@@ -360,7 +360,9 @@ def _serve(conn, parent_pid: int, options: MathOptions) -> None:
     comparison's key: the worker knows which sample a check that overruns belongs to.
     A `careful` batch sends each verdict on its own (after an overrun that was not announced)."""
     die_with_parent(parent_pid)
-    latex_parse.install()  # this process only: the reference path (`math_verdict`) stays math-verify's own
+    # This process only: the reference path (`math_verdict`) stays math-verify's own.
+    latex_parse.install()
+    constant_eq.install()
     judge = Judge(options)
     judge.verdict("\\boxed{1}", "1")  # the imports and first parses: start-up, not a timed check
     conn.send(("ready", None))
