@@ -13,8 +13,8 @@ from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from typing import Callable, Optional
 
-# Run by `python -c`: the connection's fd is argv[1]; the parent sends sys.path, then
-# (target, args), which unpickling imports by name.
+# Run by `python -c`: the connection's fd is argv[1] (argv[2] names the target, for `ps`); the
+# parent sends sys.path, then (target, args), which unpickling imports by name.
 BOOTSTRAP = """import sys
 from multiprocessing.connection import Connection
 conn = Connection(int(sys.argv[1]))
@@ -54,7 +54,8 @@ def start_helper(target: Callable, *args) -> tuple[Helper, Connection]:
     `target` must be importable by name (a module-level function)."""
     parent_end, child_end = Pipe()
     try:
-        popen = subprocess.Popen([sys.executable, "-c", BOOTSTRAP, str(child_end.fileno())],
+        name = f"{target.__module__}.{target.__qualname__}"
+        popen = subprocess.Popen([sys.executable, "-c", BOOTSTRAP, str(child_end.fileno()), name],
                                  pass_fds=(child_end.fileno(),), stdin=subprocess.DEVNULL)
     finally:
         child_end.close()

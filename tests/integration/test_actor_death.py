@@ -141,7 +141,7 @@ def test_verification_worker_processes_die_with_it(ray_session, tmp_path, sandbo
     wait_for(program_started, 60, "the sandboxed program")
     recorded = descendants(pid)
     commands = " ".join(command(p) for p in recorded)
-    assert "spawn_main" in commands and "zygote.py" in commands, describe(recorded)
+    assert "verifiers.math_answer._serve" in commands and "zygote.py" in commands, describe(recorded)
     if sandbox == "auto" and "bwrap" not in commands:
         pytest.skip("bubblewrap cannot run here: the rlimits case covers the zygote")
 

@@ -32,6 +32,8 @@ def test_a_helper_runs_its_target_with_the_arguments_and_reports_its_end():
         conn.send("hi")
         assert [conn.recv(), conn.recv()] == ["hi!", "hi!"]
         assert helper.is_alive() and helper.exitcode is None
+        with open(f"/proc/{helper.pid}/cmdline") as cmdline:
+            assert cmdline.read().split("\0")[-2] == f"{echo_twice.__module__}.echo_twice"  # named for ps
     finally:
         conn.close()  # the target reads EOF and returns
     helper.join(30)
