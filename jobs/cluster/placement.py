@@ -145,22 +145,37 @@ def no_room(nodes: list[Node], demand: dict, tensor_parallel_size: int, cpus_per
             "cluster.cpus_per_worker or cluster.resources, or add such a node")
 
 
-def verify_actor_cpus(workers: int | None, free_cpus: float, slots: int) -> tuple[int, float]:
-    """(actors, CPUs per actor): by default one CPU each, as many as `slots` (one-CPU actors
-    that fit node by node), or one actor on what is left where no whole CPU is free (other
-    actors hold fractions); an explicit `workers` beyond the free CPUs shares them. So no actor
-    waits for a CPU that never frees."""
+def verify_actor_cpus(workers: int | None, free_cpus: list[float], slots: int) -> tuple[int, float]:
+    """(actors, CPUs per actor) on nodes with `free_cpus` each: by default one CPU each, as many
+    as `slots` (one-CPU actors that fit node by node), or one actor on the largest fraction left
+    where no whole CPU is free (other actors hold fractions); an explicit `workers` beyond the
+    free CPUs shares them. So no actor waits for a CPU that never frees."""
     if workers is None:
-        return (slots, 1.0) if slots else (1, round(min(1.0, max(free_cpus, 0.0)), 4))
-    per_actor = min(1.0, free_cpus / workers) if free_cpus > 0 else 0.0
-    return workers, round(per_actor, 4)
+        return (slots, 1.0) if slots else (1, cpu_share(free_cpus, 1))
+    return workers, cpu_share(free_cpus, workers)
+
+
+RAY_UNITS = 10_000  # Ray counts fractional resources in steps of 1/10000
+
+
+def cpu_share(free_cpus: list[float], actors: int) -> float:
+    """The largest CPU request, at most one CPU, with which `actors` actors fit node by node
+    on `free_cpus`, in Ray's steps and rounded down: 3 actors on 2 CPUs ask 0.6666 each
+    (0.6667 would need 2.0001), on two 1-CPU nodes 0.5 each (0.6666 fits once per node).
+    0 where nothing is free (the actors then share what others hold)."""
+    units = [round(cpus * RAY_UNITS) for cpus in free_cpus if cpus > 0]
+    shares = {min(RAY_UNITS, free // count) for free in units for count in range(1, actors + 1)}
+    for share in sorted(shares, reverse=True):
+        if share > 0 and sum(free // share for free in units) >= actors:
+            return share / RAY_UNITS
+    return 0.0
 
 
 def verify_placement(free: list[Node], workers: int | None = None, settings: PlacementSettings = PlacementSettings()) -> ActorPlacement:
     """The verification actors' count and requests on the nodes' `free` resources (what the
     generation actors left): CPUs, never a GPU, plus the verifier's own resources and labels."""
     eligible = matching_nodes(free, settings.label_selector, "verify.label_selector")
-    free_cpus = sum(node.resources.get("CPU", 0) for node in eligible if fits(node.resources, settings.resources))
+    free_cpus = [node.resources.get("CPU", 0) for node in eligible if fits(node.resources, settings.resources)]
     slots = sum(fits(node.resources, {"CPU": 1.0, **settings.resources}) for node in eligible)
     count, cpus = verify_actor_cpus(workers, free_cpus, slots)
     return ActorPlacement(count, slots, _with_settings({"num_cpus": cpus, "num_gpus": 0}, settings))

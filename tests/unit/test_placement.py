@@ -170,6 +170,22 @@ def test_explicit_verifiers_beyond_the_free_cpus_share_them():
     assert (placement.num_workers, placement.options) == (8, {"num_cpus": 0.25, "num_gpus": 0})
 
 
+@pytest.mark.parametrize(("free", "workers", "share"), [
+    ([2.0], 3, 0.6666),  # 0.6667 x 3 = 2.0001: the third would wait for a CPU that never frees
+    ([1.0, 1.0], 3, 0.5),  # 0.6666 fits once per node: two nodes would hold two
+    ([1.0, 1.0], 2, 1.0),
+    ([4.0, 0.5], 5, 0.8),  # five on the first node; the 0.5 of the second holds none of 0.8
+])
+def test_explicit_verifiers_ask_what_fits_node_by_node(free, workers, share):
+    placement = verify_placement([Node({"CPU": cpus}) for cpus in free], workers=workers)
+    assert (placement.num_workers, placement.options["num_cpus"]) == (workers, share)
+
+
+def test_without_a_whole_cpu_free_one_verifier_takes_the_largest_fraction_on_one_node():
+    placement = verify_placement([Node({"CPU": 0.5}), Node({"CPU": 0.25})])
+    assert (placement.num_workers, placement.options["num_cpus"]) == (1, 0.5)
+
+
 def test_verifier_resources_and_labels_pass_through_and_bound_the_count():
     free = [Node({"CPU": 8, "sandbox_host": 1}, {"role": "cpu"}), Node({"CPU": 30}, {"role": "gpu"}),
             Node({"CPU": 16, "sandbox_host": 1}, {"role": "gpu"})]
