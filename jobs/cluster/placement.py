@@ -14,6 +14,7 @@ checked in a unit test without a cluster or a GPU.
   `cluster.label_selector`; verification actors take the CPUs left and never a GPU.
 """
 
+import bisect
 import sys
 from dataclasses import dataclass, field
 
@@ -164,11 +165,10 @@ def cpu_share(free_cpus: list[float], actors: int) -> float:
     (0.6667 would need 2.0001), on two 1-CPU nodes 0.5 each (0.6666 fits once per node).
     0 where nothing is free (the actors then share what others hold)."""
     units = [round(cpus * RAY_UNITS) for cpus in free_cpus if cpus > 0]
-    shares = {min(RAY_UNITS, free // count) for free in units for count in range(1, actors + 1)}
-    for share in sorted(shares, reverse=True):
-        if share > 0 and sum(free // share for free in units) >= actors:
-            return share / RAY_UNITS
-    return 0.0
+    # The answer is some node's units split `count` ways; how many fit falls as the share grows.
+    shares = sorted({min(RAY_UNITS, free // count) for free in units for count in range(1, actors + 1)} - {0})
+    fitting = bisect.bisect_left(shares, True, key=lambda share: sum(free // share for free in units) < actors)
+    return shares[fitting - 1] / RAY_UNITS if fitting else 0.0
 
 
 def verify_placement(free: list[Node], workers: int | None = None, settings: PlacementSettings = PlacementSettings()) -> ActorPlacement:
