@@ -19,8 +19,8 @@ of problems a wrong answer; each usually in one spelling, 20% of the time in ano
   timeouts on; the gold read as `$gold$` first, as Troop reads MATH's bare LaTeX), timed whole
   and its loop alone.
 Before timing, the bench byte-compiles Troop's packages (`compileall`), as `pip install` does
-for an installed package and any first import does unless PYTHONDONTWRITEBYTECODE is set (as on
-the CI machines): without it, each of troop's processes compiles Troop's modules again.
+for an installed package and any first import does unless PYTHONDONTWRITEBYTECODE is set (as it is
+on this machine): without it, each of troop's processes compiles Troop's modules again.
 The bench runs `--rounds` (3) rounds, each the loop and then `troop verify` on the pool afresh,
 and prints each round's ratios and their medians: on this shared 2-core machine speed drifts by
 10-20% over minutes, and the two runs of a round see the same spell. Each round's verdicts are
