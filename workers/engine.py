@@ -5,18 +5,18 @@ the differences are `engine_args`, which turns chunked prefill off where seeded 
 it, and where a one-rank CPU engine runs (`runs_in_process`).
 
 The engine's processes die with the process that owns it, even a SIGKILLed one: a watchdog
-(`watch_engine`) stops them when that process dies.
+(`workers.watchdog`) stops them when that process dies.
 """
 
 import contextlib
 import logging
 import os
-import select
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from workers import watchdog
 from workers.sampling import SamplingSpec, sampling_params
 
 
@@ -171,62 +171,24 @@ def first_line(err: Exception) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
-def watch_engine(owner: int, pids: Sequence[int]) -> None:
-    """The watchdog's body, run in its own process (`start_watchdog`): waits until `owner`, its
-    parent, dies, then SIGKILLs the processes `pids` and all their descendants, and returns
-    once they are gone. If the owner is already gone when it starts, it kills them at once.
-
-    Why a watchdog: vLLM v1 starts an EngineCore process (multiprocessing, spawned inside a Ray
-    actor) and, through its multiprocessing executor, worker processes under it. A worker
-    watches its parent (a pipe that closes when EngineCore dies, after which it shuts itself
-    down in about 6 s), but EngineCore watches nothing: when its owner is SIGKILLed it lives on
-    under init with the model in memory. PR_SET_PDEATHSIG in EngineCore would need code run
-    there, and the only hook vLLM has for that is an installed `vllm.general_plugins` entry
-    point, which runs in every vLLM process of the environment, Troop's or not. The watchdog
-    watches the owner *process* (a pidfd), so which of the owner's threads started the engine
-    does not matter (a parent-death signal is tied to the forking thread). It kills rather
-    than asks: vLLM's SIGTERM shutdown takes about 11 s here, and what it would free, the
-    /dev/shm segments, multiprocessing's resource tracker unlinks once the engine's processes
-    are gone (the tracker is left alone for that; it exits by itself when they have)."""
-    import psutil  # a dependency of vLLM
-
-    family = []
-    for pid in pids:
-        try:  # Process objects remember the start time: a reused pid is never signalled
-            family.append(psutil.Process(pid))
-        except psutil.NoSuchProcess:
-            pass
-    try:
-        pidfd: int | None = os.pidfd_open(owner)
-    except ProcessLookupError:
-        pidfd = None
-    if pidfd is not None and os.getppid() == owner:  # still our parent: the pidfd is its
-        select.select([pidfd], [], [])  # readable once the owner has exited
-    for process in list(family):  # before the kill: a killed process's children move to init
-        try:
-            family.extend(process.children(recursive=True))
-        except psutil.NoSuchProcess:
-            pass
-    for process in family:
-        try:
-            process.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(family, timeout=10)
-
-
 def start_watchdog(pids: Sequence[int]) -> subprocess.Popen:
-    """A watchdog process (`watch_engine`) for `pids`, children of this process. Multiprocessing's
-    resource tracker, started by vLLM's first spawn if nothing had started it, is left out: it
-    unlinks the engine's shared memory once the engine's processes are gone, then exits."""
+    """A watchdog (`workers.watchdog`) for the engine's processes `pids`, children of this process.
+
+    Why: vLLM v1 starts an EngineCore process (multiprocessing, spawned inside a Ray actor) and,
+    through its multiprocessing executor, worker processes under it. A worker watches its parent
+    (a pipe that closes when EngineCore dies, after which it shuts itself down in about 6 s), but
+    EngineCore watches nothing: when its owner is SIGKILLed it lives on under init with the
+    model in memory. PR_SET_PDEATHSIG in EngineCore would need code run there, and the only
+    hook vLLM has for that is an installed `vllm.general_plugins` entry point, which runs in
+    every vLLM process of the environment, Troop's or not. The watchdog kills rather than asks:
+    vLLM's SIGTERM shutdown takes about 11 s here, and what it would free, the /dev/shm
+    segments, multiprocessing's resource tracker unlinks once the engine's processes are gone.
+    So the tracker, started by vLLM's first spawn if nothing had started it, is left out: it
+    exits by itself once they have."""
     from multiprocessing import resource_tracker
 
     tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
-    pids = [pid for pid in pids if pid != tracker]
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where `workers` is
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
-    code = f"from workers.engine import watch_engine; watch_engine({os.getpid()}, {pids!r})"
-    return subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.DEVNULL)
+    return watchdog.start_watchdog([pid for pid in pids if pid != tracker])
 
 
 class Engine:
@@ -248,7 +210,7 @@ class Engine:
 
     def close(self) -> None:
         """Stops the engine's processes and frees their shared memory (a killed actor's
-        engine is killed by the watchdog, see `watch_engine`)."""
+        engine is killed by the watchdog, see `start_watchdog`)."""
         if self._watchdog is not None:
             self._watchdog.kill()
             self._watchdog.wait()

@@ -6,11 +6,13 @@ from typing import Callable
 from jobs.cluster.placement import Node, alive_nodes
 from jobs.cluster.reach import check_root_reachable
 from jobs.errors import TroopError
+from workers.watchdog import start_watchdog
 
 log = logging.getLogger(__name__)
 
 
 _connected_here = False  # this process's init_ray called ray.init (not a test's or a caller's session)
+_watchdog = None  # kills the local Ray this process started if this process dies first (`_watch_local_ray`)
 
 
 def init_ray(address: str | None, root: str | None = None, shared_filesystem: bool = False) -> None:
@@ -20,11 +22,13 @@ def init_ray(address: str | None, root: str | None = None, shared_filesystem: bo
 
     global _connected_here
     if not ray.is_initialized():
+        before = _child_processes()
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=True, logging_level=logging.WARNING)
         except ConnectionError as err:
             raise TroopError(f"cluster.address={address} cannot be reached ({err}): is the Ray head running?") from None
         _connected_here = True
+        _watch_local_ray([pid for pid in _child_processes() if pid not in before])
     if root is not None:
         check_driver_reach(root, shared_filesystem)
 
@@ -33,13 +37,33 @@ def end_ray() -> None:
     """Disconnects the session `init_ray` opened, stopping the local Ray it started, if any
     (a cluster's head is left running). Ray's exit hook would do the same after a half-second
     pause for log lines; a command that is done with Ray ends that much sooner."""
-    global _connected_here
+    global _connected_here, _watchdog
     if _connected_here:
         import ray
 
+        if _watchdog is not None:
+            _watchdog.kill()
+            _watchdog.wait()
+            _watchdog = None
         _stop_local_monitor()
         ray.shutdown()
     _connected_here = False
+
+
+def _child_processes() -> set[int]:
+    import psutil
+
+    return {child.pid for child in psutil.Process().children(recursive=True)}
+
+
+def _watch_local_ray(started: list[int]) -> None:
+    """A watchdog (`workers.watchdog`) for the processes of the local Ray that `ray.init` just
+    started, if it started one. Ray's own fate sharing takes the GCS, the raylet and the
+    workers down with a SIGKILLed driver, but not the agents the raylet starts (DashboardAgent,
+    RuntimeEnvAgent): they lived on under init."""
+    global _watchdog
+    if started:
+        _watchdog = start_watchdog(started)
 
 
 def _stop_local_monitor() -> None:

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import types
 
+import psutil
 import pytest
 
 from jobs.cluster import session
@@ -36,6 +37,7 @@ def fake_ray(monkeypatch):
         monkeypatch.setitem(sys.modules, "ray", ray)
         monkeypatch.setitem(sys.modules, "ray._private", None)  # not the real one, which this process may have loaded
         monkeypatch.setattr(session, "_connected_here", False)
+        monkeypatch.setattr(session, "_watchdog", None)
         return ray
     return install
 
@@ -107,3 +109,53 @@ def test_the_installed_rays_monitor_is_reached_and_killed(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.stdout.split() == ["True", "True", "False"], done.stderr
     assert "autoscaler failed" not in done.stderr.lower(), done.stderr
+
+
+class RayThatStartsAProcess(FakeRay):
+    """`init` starts a process, as a local Ray's start does."""
+
+    def init(self, **kwargs):
+        super().init(**kwargs)
+        self.started = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+
+
+def test_a_watchdog_covers_what_the_local_ray_started_until_the_command_stops_it(monkeypatch):
+    ray = RayThatStartsAProcess(initialized=False)
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    monkeypatch.setitem(sys.modules, "ray._private", None)
+    monkeypatch.setattr(session, "_connected_here", False)
+    monkeypatch.setattr(session, "_watchdog", None)
+    try:
+        session.init_ray(None)
+        watchdog = session._watchdog
+        assert watchdog is not None and f"[{ray.started.pid}]" in " ".join(psutil.Process(watchdog.pid).cmdline())
+        session.end_ray()
+        assert watchdog.returncode is not None and session._watchdog is None  # stopped before Ray's own shutdown
+        assert ray.started.poll() is None  # what it watched is Ray's to stop
+    finally:
+        ray.started.kill()
+        ray.started.wait()
+
+
+@pytest.mark.slow
+def test_a_sigkilled_command_leaves_no_process_of_its_local_ray(tmp_path):
+    """Ray's fate sharing took the GCS, the raylet and the workers down with a SIGKILLed
+    driver, but its DashboardAgent and RuntimeEnvAgent lived on under init."""
+    code = """if True:
+        import psutil, time
+        from jobs.cluster import session
+        session.init_ray(None)
+        print(*[child.pid for child in psutil.Process().children(recursive=True)], flush=True)
+        time.sleep(600)
+    """
+    driver = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        started = [psutil.Process(int(pid)) for pid in driver.stdout.readline().split()]
+        assert {"raylet", "ray::DashboardAgent", "ray::RuntimeEnvAgent"} <= {p.name() for p in started}
+        driver.kill()
+        driver.wait(30)
+        _, alive = psutil.wait_procs(started, timeout=30)
+        assert [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+    finally:
+        driver.kill()
+        driver.wait(30)
