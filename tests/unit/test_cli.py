@@ -166,7 +166,7 @@ def test_problem_files_that_are_not_problem_sets(tmp_path, tiny_model, name, con
 def test_the_cli_does_not_load_the_report_writers_until_it_draws():
     """matplotlib is half a second of every command's start: only `troop report` (and `troop
     run`'s report at its end) loads it. `python -m jobs` imports the CLI only when run."""
-    code = ("import sys, jobs.cli.main; assert 'matplotlib' not in sys.modules, 'matplotlib imported'; "
-            "import jobs.__main__; import jobs.cli; print('ok')")
+    code = ("import sys, jobs.__main__, jobs.cli; assert 'jobs.cli.main' not in sys.modules, 'CLI imported'; "
+            "import jobs.cli.main; assert 'matplotlib' not in sys.modules, 'matplotlib imported'; print('ok')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert done.stdout.strip() == "ok", done.stderr

@@ -5,7 +5,7 @@ import itertools
 
 import pytest
 import sympy
-from math_verify import grader, parse, verify
+from math_verify import grader, verify
 
 from verifiers import constant_eq
 from verifiers.math_answer import parse_gold
@@ -58,4 +58,4 @@ def test_installing_twice_wraps_math_verifys_own_once(monkeypatch):
     constant_eq.install()
     constant_eq.install()
     assert grader.sympy_symbolic_eq.__wrapped__ is original
-    assert parse("$x$") and grader.sympy_symbolic_eq(x**2 - 1, (x - 1) * (x + 1)) is True
+    assert grader.sympy_symbolic_eq(x**2 - 1, (x - 1) * (x + 1)) is True  # symbols: simplify decides

@@ -32,8 +32,8 @@ class FakeRay(types.ModuleType):
 
 @pytest.fixture
 def fake_ray(monkeypatch):
-    def install(initialized: bool) -> FakeRay:
-        ray = FakeRay(initialized)
+    def install(initialized: bool, kind: type = FakeRay) -> FakeRay:
+        ray = kind(initialized)
         monkeypatch.setitem(sys.modules, "ray", ray)
         monkeypatch.setitem(sys.modules, "ray._private", None)  # not the real one, which this process may have loaded
         monkeypatch.setattr(session, "_connected_here", False)
@@ -119,12 +119,8 @@ class RayThatStartsAProcess(FakeRay):
         self.started = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
 
 
-def test_a_watchdog_covers_what_the_local_ray_started_until_the_command_stops_it(monkeypatch):
-    ray = RayThatStartsAProcess(initialized=False)
-    monkeypatch.setitem(sys.modules, "ray", ray)
-    monkeypatch.setitem(sys.modules, "ray._private", None)
-    monkeypatch.setattr(session, "_connected_here", False)
-    monkeypatch.setattr(session, "_watchdog", None)
+def test_a_watchdog_covers_what_the_local_ray_started_until_the_command_stops_it(fake_ray):
+    ray = fake_ray(initialized=False, kind=RayThatStartsAProcess)
     try:
         session.init_ray(None)
         watchdog = session._watchdog
